@@ -1,0 +1,190 @@
+"""Django settings for AEGIS License Server.
+
+Every setting is read once from the environment (or a `.env` file beside manage.py) through
+django-environ. The variable names are those of the v0.8 server (see `.env.example`).
+With ENVIRONMENT=production the process refuses to start on an insecure configuration.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+AEGIS_VERSION = "1.0.0"
+API_VERSION = "v1"
+
+ENVIRONMENT = env.str("ENVIRONMENT", default="development")
+if ENVIRONMENT not in {"development", "test", "production"}:
+    raise ImproperlyConfigured(
+        f"ENVIRONMENT must be development, test or production, not {ENVIRONMENT!r}"
+    )
+IS_PRODUCTION = ENVIRONMENT == "production"
+
+DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION and ENVIRONMENT != "test")
+
+# A development-only secret: production refuses it (see the checks at the end of this file).
+_DEV_SECRET = "insecure-development-secret-do-not-use-in-production-0123456789abcdef"
+SECRET_KEY = env.str("API_SECRET_KEY", default=_DEV_SECRET)
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS",
+    default=[] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"],
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "aegis",
+    "customers",
+    "licensing",
+    "audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "aegis.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aegis.urls"
+WSGI_APPLICATION = "aegis.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# No DATABASE_URL: an SQLite file in the project (zero-setup first run).
+# DATABASE_URL=postgres://user:pass@host:5432/name: PostgreSQL through psycopg 3.
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (throttles, shared by every worker and instance in production) --------------------
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://aegis")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if IS_PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Licensing ------------------------------------------------------------------------------
+KEYS_DIR = Path(env.str("KEYS_DIR", default=str(BASE_DIR / "keys")))
+KEY_ID = env.str("KEY_ID", default="aegis-dev")
+PRIVATE_KEY_PATH = Path(
+    env.str("PRIVATE_KEY_PATH", default=str(KEYS_DIR / f"{KEY_ID}.private.pem"))
+)
+PRIVATE_KEY_PASSPHRASE = env.str("PRIVATE_KEY_PASSPHRASE", default="") or None
+LICENSE_ISSUER = env.str("LICENSE_ISSUER", default="https://license.biz4a.com")
+DEFAULT_DEMO_DURATION_DAYS = env.int("DEFAULT_DEMO_DURATION_DAYS", default=30)
+DEMO_MAX_DURATION_DAYS = env.int("DEMO_MAX_DURATION_DAYS", default=90)
+SUBSCRIPTION_MAX_DURATION_DAYS = env.int("SUBSCRIPTION_MAX_DURATION_DAYS", default=3650)
+VALIDATION_LEEWAY_SECONDS = env.int("VALIDATION_LEEWAY_SECONDS", default=0)
+REVOCATION_LIST_TTL_HOURS = env.int("REVOCATION_LIST_TTL_HOURS", default=24)
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# --- Security -------------------------------------------------------------------------------
+CORS_ORIGINS = env.list("CORS_ORIGINS", default=[])
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+if IS_PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+
+def _refuse_insecure_production() -> None:
+    """Fail closed: a production process does not start on an insecure setting."""
+    problems = []
+    if DEBUG:
+        problems.append("DEBUG must be false")
+    if SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50:
+        problems.append("API_SECRET_KEY must be set to a random value of at least 50 characters")
+    if not ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS must list the host names the server answers to")
+    if problems:
+        raise ImproperlyConfigured(
+            "Refusing to start with ENVIRONMENT=production: " + "; ".join(problems)
+        )
+
+
+if IS_PRODUCTION:
+    _refuse_insecure_production()

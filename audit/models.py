@@ -1,0 +1,66 @@
+"""The audit trail: one append-only row for every state change and every validation.
+
+`license_id`, `customer_id` and `module_name` are plain values, not foreign keys, so a row
+outlives the customer it speaks of. The application never updates or deletes a row (the
+manager and the model refuse it) and on PostgreSQL a trigger makes the database refuse too
+(migration 0002).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove an audit row."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("The audit log is append-only: rows cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("The audit log is append-only: rows cannot be deleted.")
+
+    # bulk_update would bypass update(); refuse it as well.
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("The audit log is append-only: rows cannot be updated.")
+
+
+class AuditLog(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(max_length=64)
+    license_id = models.UUIDField(null=True, blank=True)
+    customer_id = models.CharField(max_length=50, null=True, blank=True)
+    module_name = models.CharField(max_length=128, null=True, blank=True)
+    actor = models.CharField(max_length=200)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    event_data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="audit_newest_idx"),
+            models.Index(fields=["event_type", "-created_at"], name="audit_type_newest_idx"),
+            models.Index(fields=["license_id", "-created_at"], name="audit_license_idx"),
+            models.Index(fields=["customer_id", "-created_at"], name="audit_customer_idx"),
+            models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} by {self.actor}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("The audit log is append-only: rows cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("The audit log is append-only: rows cannot be deleted.")

@@ -1,0 +1,59 @@
+"""The one way to write an audit row.
+
+Callers are services that already hold a transaction: the row is part of the same
+transaction as the change it records, so a change whose audit row cannot be written does
+not happen (CONTRACT §7).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aegis import context
+from audit.models import AuditLog
+
+# Keys whose values never reach the audit trail, however a caller names them.
+_SECRET_KEYS = frozenset(
+    {"token", "key", "api_key", "raw_key", "password", "secret", "private_key", "passphrase"}
+)
+MASK = "***"
+
+
+def mask_secrets(data: Any) -> Any:
+    """A copy of `data` with the value of every secret-looking key replaced by a mask."""
+    if isinstance(data, Mapping):
+        return {
+            k: (MASK if str(k).lower() in _SECRET_KEYS else mask_secrets(v))
+            for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [mask_secrets(v) for v in data]
+    return data
+
+
+def audit_record(
+    *,
+    event_type: str,
+    actor: str,
+    license_id: uuid.UUID | str | None = None,
+    customer_id: str | None = None,
+    module_name: str | None = None,
+    event_data: Mapping[str, Any] | None = None,
+) -> AuditLog:
+    """Append one audit row. Call it inside the transaction of the change it records.
+
+    The client IP and request id come from the current request context (empty for commands).
+    """
+    ctx = context.current()
+    return AuditLog.objects.create(
+        event_type=event_type,
+        actor=actor,
+        license_id=license_id,
+        customer_id=customer_id,
+        module_name=module_name,
+        ip=ctx.ip,
+        request_id=ctx.request_id,
+        event_data=mask_secrets(dict(event_data or {})),
+    )

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from customers.models import Customer
+
+
+class LicenseType(models.TextChoices):
+    PERPETUAL = "perpetual", "Perpetual"
+    SUBSCRIPTION = "subscription", "Subscription"
+    DEMO = "demo", "Demo"
+
+
+class LicenseStatus(models.TextChoices):
+    """The stored state. `expired` is not stored: it follows from `expires_at` (see
+    `License.effective_status` and `LicenseQuerySet.with_status`)."""
+
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+
+
+class LicenseQuerySet(models.QuerySet):
+    def active(self, now=None):
+        now = now or timezone.now()
+        return self.filter(status=LicenseStatus.ACTIVE).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+    def expired(self, now=None):
+        now = now or timezone.now()
+        return self.filter(status=LicenseStatus.ACTIVE, expires_at__lte=now)
+
+    def revoked(self):
+        return self.filter(status=LicenseStatus.REVOKED)
+
+    def with_status(self, status: str, now=None):
+        """Filter by the status clients see: active, revoked or expired."""
+        return {
+            "active": self.active,
+            "expired": self.expired,
+            "revoked": lambda now=None: self.revoked(),
+        }[status](now)
+
+
+class License(models.Model):
+    """An issued license. `id` is the token's `jti`; `token` is the JWS exactly as signed
+    (never re-signed). Licenses are never deleted: revocation is a state."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="licenses")
+    module_name = models.CharField(max_length=128)
+    allowed_major_versions = models.JSONField(default=list)
+    license_type = models.CharField(max_length=16, choices=LicenseType.choices)
+    status = models.CharField(
+        max_length=16, choices=LicenseStatus.choices, default=LicenseStatus.ACTIVE
+    )
+    token = models.TextField(editable=False)
+    key_id = models.CharField(max_length=64, editable=False)
+    instance_fingerprint = models.CharField(max_length=71, null=True, blank=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True, default="")
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LicenseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [
+            models.Index(fields=["-issued_at", "-id"], name="license_issued_idx"),
+            models.Index(fields=["customer", "-issued_at"], name="license_customer_idx"),
+            models.Index(fields=["module_name", "-issued_at"], name="license_module_idx"),
+            models.Index(fields=["license_type", "-issued_at"], name="license_type_idx"),
+            models.Index(fields=["status", "expires_at"], name="license_status_exp_idx"),
+            models.Index(fields=["expires_at"], name="license_expires_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module_name} for {self.customer_id} ({self.id})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def effective_status(self) -> str:
+        if self.status == LicenseStatus.REVOKED:
+            return "revoked"
+        return "expired" if self.is_expired else "active"

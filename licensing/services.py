@@ -1,0 +1,283 @@
+"""Every write to licenses and signing keys, each with its audit row in one transaction.
+
+The API, the admin and the management commands all call these functions: one
+implementation of "issue" and of "revoke", three doors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from aegis.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from audit.services import audit_record
+from customers.models import Customer
+from customers.services import CustomerInactive, CustomerNotFound
+from licensing import signing
+from licensing.models import License, LicenseStatus, LicenseType
+from licensing.verification import is_fingerprint
+
+MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,127}$")
+MAJOR_VERSION_RE = re.compile(r"^\d{1,3}$")
+MAX_NOTES = 10_000
+MAX_REASON = 1_000
+
+
+class LicenseNotFound(NotFound):
+    code = "license_not_found"
+    default_detail = "License not found."
+
+
+class LicenseAlreadyRevoked(Conflict):
+    code = "already_revoked"
+    default_detail = "The license is already revoked."
+
+
+class SigningUnavailable(ServiceUnavailable):
+    code = "signing_key_unavailable"
+    default_detail = "The signing key is unavailable; no license can be issued."
+
+
+def normalise_versions(versions: object) -> list[str]:
+    """Digit strings, de-duplicated and sorted numerically (`["18", "17", "17"]` → `["17", "18"]`)."""
+    if isinstance(versions, str) or not isinstance(versions, Iterable):
+        raise ValidationFailed.field("allowed_major_versions", "Must be a list of major versions.")
+    cleaned = set()
+    for version in versions:
+        text = str(version).strip() if isinstance(version, int | str) else None
+        if isinstance(version, bool) or text is None or not MAJOR_VERSION_RE.match(text):
+            raise ValidationFailed.field(
+                "allowed_major_versions",
+                'Each version must be a major version number such as "17".',
+            )
+        cleaned.add(str(int(text)))
+    if not cleaned:
+        raise ValidationFailed.field("allowed_major_versions", "List at least one major version.")
+    return sorted(cleaned, key=int)
+
+
+def _expiry(
+    license_type: str,
+    duration_days: int | None,
+    expires_at: dt.datetime | None,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """The expiry the rules of CONTRACT §3 give, or ValidationFailed."""
+    if duration_days is not None and expires_at is not None:
+        raise ValidationFailed.field("expires_at", "Give duration_days or expires_at, not both.")
+    if duration_days is not None and (
+        isinstance(duration_days, bool) or not isinstance(duration_days, int) or duration_days < 1
+    ):
+        raise ValidationFailed.field("duration_days", "Must be a whole number of days, at least 1.")
+    if expires_at is not None:
+        if not isinstance(expires_at, dt.datetime) or timezone.is_naive(expires_at):
+            raise ValidationFailed.field("expires_at", "Must be a date and time with a time zone.")
+        if expires_at <= now:
+            raise ValidationFailed.field("expires_at", "Must be in the future.")
+
+    if license_type == LicenseType.PERPETUAL:
+        if duration_days is not None or expires_at is not None:
+            field = "duration_days" if duration_days is not None else "expires_at"
+            raise ValidationFailed.field(field, "Perpetual licenses do not expire.")
+        return None
+    if license_type == LicenseType.SUBSCRIPTION:
+        limit = settings.SUBSCRIPTION_MAX_DURATION_DAYS
+        if duration_days is None and expires_at is None:
+            raise ValidationFailed.field(
+                "duration_days", "A subscription needs duration_days or expires_at."
+            )
+    else:
+        limit = settings.DEMO_MAX_DURATION_DAYS
+        if duration_days is None and expires_at is None:
+            duration_days = settings.DEFAULT_DEMO_DURATION_DAYS
+    field = "duration_days" if duration_days is not None else "expires_at"
+    expiry = expires_at if expires_at is not None else now + dt.timedelta(days=duration_days)
+    if expiry > now + dt.timedelta(days=limit):
+        raise ValidationFailed.field(field, f"A {license_type} license lasts at most {limit} days.")
+    # Whole seconds, so the row and the token's integer `exp` say exactly the same.
+    return expiry.replace(microsecond=0)
+
+
+@transaction.atomic
+def license_issue(
+    *,
+    actor: str,
+    customer_id: str,
+    module_name: str,
+    allowed_major_versions: Iterable[str],
+    license_type: str,
+    duration_days: int | None = None,
+    expires_at: dt.datetime | None = None,
+    instance_fingerprint: str | None = None,
+    notes: str = "",
+) -> License:
+    """Sign and record a new license; audit `license.issued`.
+
+    Raises ValidationFailed (a rule of CONTRACT §3), CustomerNotFound, CustomerInactive,
+    SigningUnavailable. Nothing is written when any of them is raised.
+    """
+    errors: dict[str, list[str]] = {}
+    if license_type not in LicenseType.values:
+        errors["license_type"] = [f"Must be one of {', '.join(LicenseType.values)}."]
+    if not isinstance(module_name, str) or not MODULE_NAME_RE.match(module_name):
+        errors["module_name"] = [
+            "Must be an Odoo technical name: lowercase letters, digits and '_', starting with a letter."
+        ]
+    if instance_fingerprint in ("", None):
+        instance_fingerprint = None
+    elif not is_fingerprint(instance_fingerprint):
+        errors["instance_fingerprint"] = ["Must be 'sha256:' followed by 64 lowercase hex digits."]
+    if not isinstance(notes, str) or len(notes) > MAX_NOTES or "\x00" in notes:
+        errors["notes"] = [f"Must be text of at most {MAX_NOTES} characters."]
+    if errors:
+        raise ValidationFailed("Invalid license request.", errors=errors)
+    versions = normalise_versions(allowed_major_versions)
+
+    # The token's iat/exp are whole seconds; the row stores the very same instants.
+    now = timezone.now().replace(microsecond=0)
+    expiry = _expiry(license_type, duration_days, expires_at, now)
+
+    customer = (
+        Customer.objects.filter(pk=customer_id).first() if isinstance(customer_id, str) else None
+    )
+    if customer is None:
+        raise CustomerNotFound(f"Customer {customer_id} not found.")
+    if not customer.is_active:
+        raise CustomerInactive(f"Customer {customer.id} is inactive.")
+
+    license_id = uuid.uuid4()
+    claims: dict[str, object] = {
+        "jti": str(license_id),
+        "iss": settings.LICENSE_ISSUER,
+        "iat": int(now.timestamp()),
+        "customer": {"id": customer.id, "name": customer.name},
+        "module": {"technical_name": module_name, "allowed_major_versions": versions},
+        "license_type": license_type,
+    }
+    if expiry is not None:  # perpetual: no `exp` claim at all (a null exp breaks clients)
+        claims["exp"] = int(expiry.timestamp())
+    if instance_fingerprint:
+        claims["instance_fingerprint"] = instance_fingerprint
+    try:
+        token, kid = signing.sign(claims)
+    except signing.SigningKeyUnavailable as exc:
+        raise SigningUnavailable() from exc
+
+    license = License.objects.create(
+        id=license_id,
+        customer=customer,
+        module_name=module_name,
+        allowed_major_versions=versions,
+        license_type=license_type,
+        token=token,
+        key_id=kid,
+        instance_fingerprint=instance_fingerprint,
+        issued_at=now,
+        expires_at=expiry,
+        notes=notes,
+    )
+    audit_record(
+        event_type="license.issued",
+        actor=actor,
+        license_id=license.id,
+        customer_id=customer.id,
+        module_name=module_name,
+        event_data={
+            "license_type": license_type,
+            "allowed_major_versions": versions,
+            "expires_at": expiry.isoformat() if expiry else None,
+            "instance_fingerprint": instance_fingerprint,
+            "key_id": kid,
+        },
+    )
+    return license
+
+
+@transaction.atomic
+def license_revoke(*, actor: str, license_id: uuid.UUID | str, reason: str) -> License:
+    """Revoke a license and audit `license.revoked` with the reason.
+
+    The row is locked (`SELECT … FOR UPDATE`) so that of two concurrent revokes exactly one
+    succeeds and writes one audit row. Raises ValidationFailed (empty reason),
+    LicenseNotFound, LicenseAlreadyRevoked; nothing is written when any is raised.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed.field("reason", "A reason is required.")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON or "\x00" in reason:
+        raise ValidationFailed.field("reason", f"Must be text of at most {MAX_REASON} characters.")
+    license = _get_for_update(license_id)
+    if license.status == LicenseStatus.REVOKED:
+        raise LicenseAlreadyRevoked(f"License {license.id} was already revoked.")
+    license.status = LicenseStatus.REVOKED
+    license.revoked_at = timezone.now()
+    license.revoked_reason = reason
+    license.save(update_fields=["status", "revoked_at", "revoked_reason", "updated_at"])
+    audit_record(
+        event_type="license.revoked",
+        actor=actor,
+        license_id=license.id,
+        customer_id=license.customer_id,
+        module_name=license.module_name,
+        event_data={"reason": reason},
+    )
+    return license
+
+
+@transaction.atomic
+def license_update_notes(*, actor: str, license_id: uuid.UUID | str, notes: str) -> License:
+    """Change a license's notes (the only field editable after issue); audit `license.updated`."""
+    if not isinstance(notes, str) or len(notes) > MAX_NOTES or "\x00" in notes:
+        raise ValidationFailed.field("notes", f"Must be text of at most {MAX_NOTES} characters.")
+    license = _get_for_update(license_id)
+    if license.notes == notes:
+        return license
+    license.notes = notes
+    license.save(update_fields=["notes", "updated_at"])
+    audit_record(
+        event_type="license.updated",
+        actor=actor,
+        license_id=license.id,
+        customer_id=license.customer_id,
+        module_name=license.module_name,
+        event_data={"notes_changed": True},
+    )
+    return license
+
+
+@transaction.atomic
+def signing_key_generate(
+    *, actor: str, key_id: str, keys_dir: Path, passphrase: str | None = None
+) -> tuple[Path, Path]:
+    """Create an Ed25519 key pair in `keys_dir` and audit `signing_key.generated`.
+
+    The audit row is written first and the files second: if the files cannot be written the
+    transaction rolls back, and if the audit row cannot be written no key is created.
+    Raises ValidationFailed (bad key id), FileExistsError (never overwrites a key).
+    """
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", key_id or ""):
+        raise ValidationFailed.field("key_id", "Use letters, digits, '.', '_' or '-' (64 at most).")
+    audit_record(
+        event_type="signing_key.generated",
+        actor=actor,
+        event_data={"key_id": key_id, "encrypted": bool(passphrase)},
+    )
+    return signing.write_keypair(keys_dir, key_id, passphrase=passphrase)
+
+
+def _get_for_update(license_id: uuid.UUID | str) -> License:
+    try:
+        pk = license_id if isinstance(license_id, uuid.UUID) else uuid.UUID(str(license_id))
+    except ValueError:
+        raise LicenseNotFound() from None
+    try:
+        return License.objects.select_for_update().get(pk=pk)
+    except License.DoesNotExist:
+        raise LicenseNotFound(f"License {pk} not found.") from None

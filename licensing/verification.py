@@ -1,0 +1,290 @@
+"""Offline verification of AEGIS license tokens — pure Python, no Django.
+
+This module is the one place that decides what a token means. The server's validate
+endpoint and the `verify_license` command use it, and Odoo addons may vendor this single
+file (it needs only PyJWT >= 2.13 and cryptography) so that clients and server speak the
+same code vocabulary (CONTRACT §2).
+
+Checks run in the contract's order and the first failure sets the code:
+MALFORMED → UNKNOWN_KEY → BAD_SIGNATURE → WRONG_ISSUER → EXPIRED → (server only:
+UNKNOWN_LICENSE, REVOKED, SUSPENDED) → MODULE_MISMATCH → VERSION_NOT_ALLOWED →
+FINGERPRINT_REQUIRED → FINGERPRINT_MISMATCH → VALID.
+
+Security choices:
+- the algorithm is never taken from the token: only EdDSA is accepted, and keys are
+  `Ed25519PublicKey` objects, so no HMAC-with-public-key or `alg: none` confusion exists;
+- the header may hold `alg`, `typ` and `kid` only: `jku`, `x5u`, `jwk`, `crit` and the rest
+  are refused as MALFORMED, so a token can never point us at a key or a URL;
+- every failure is mapped to a code with a fixed message; no exception text leaks out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.exceptions import InvalidSignatureError, PyJWTError
+
+ALGORITHM = "EdDSA"
+LICENSE_TYPES = ("perpetual", "subscription", "demo")
+FINGERPRINT_ALGORITHM = "sha256-dbuuid-domain"
+MAX_TOKEN_LENGTH = 16 * 1024
+_ALLOWED_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
+_FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# "17", "17.0", "17.0+e", "saas~17.2" → "17"
+_ODOO_VERSION_RE = re.compile(r"^(?:saas~)?(\d{1,4})(?:\.\d{1,4})*(?:\+e)?$")
+
+
+class Code(StrEnum):
+    MALFORMED = "MALFORMED"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    WRONG_ISSUER = "WRONG_ISSUER"
+    EXPIRED = "EXPIRED"
+    UNKNOWN_LICENSE = "UNKNOWN_LICENSE"
+    REVOKED = "REVOKED"
+    SUSPENDED = "SUSPENDED"
+    MODULE_MISMATCH = "MODULE_MISMATCH"
+    VERSION_NOT_ALLOWED = "VERSION_NOT_ALLOWED"
+    FINGERPRINT_REQUIRED = "FINGERPRINT_REQUIRED"
+    FINGERPRINT_MISMATCH = "FINGERPRINT_MISMATCH"
+    VALID = "VALID"
+
+
+MESSAGES: dict[Code, str] = {
+    Code.MALFORMED: "The token is not a well-formed AEGIS license.",
+    Code.UNKNOWN_KEY: "The token was signed with a key this server does not know.",
+    Code.BAD_SIGNATURE: "The token signature is invalid.",
+    Code.WRONG_ISSUER: "The token was not issued by this license server.",
+    Code.EXPIRED: "The license has expired.",
+    Code.UNKNOWN_LICENSE: "No license with this id exists.",
+    Code.REVOKED: "The license has been revoked.",
+    Code.SUSPENDED: "The customer holding this license is suspended.",
+    Code.MODULE_MISMATCH: "The license is for another module.",
+    Code.VERSION_NOT_ALLOWED: "The license does not cover this Odoo version.",
+    Code.FINGERPRINT_REQUIRED: "The license is bound to an instance; instance details are required.",
+    Code.FINGERPRINT_MISMATCH: "The license is bound to another instance.",
+    Code.VALID: None,  # type: ignore[dict-item]
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a check. `claims` is set whenever the signature verified."""
+
+    code: Code
+    claims: Mapping[str, Any] | None = None
+    header: Mapping[str, Any] | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.code is Code.VALID
+
+    @property
+    def error(self) -> str | None:
+        return MESSAGES[self.code]
+
+
+# --- Fingerprints and versions ------------------------------------------------------------
+
+
+def instance_domain(value: str) -> str:
+    """The network location (host[:port]) of `web.base.url`, or the value as given when it is
+    not a URL. No other normalisation: the Odoo client computes the same bytes offline."""
+    netloc = urlsplit(value).netloc if "://" in value else ""
+    if not netloc:
+        return value
+    return netloc.rsplit("@", 1)[-1]  # drop any user:password@
+
+
+def compute_fingerprint(db_uuid: str, domain: str) -> str:
+    """`"sha256:" + sha256(f"{db_uuid}:{domain}")` with the domain reduced as above."""
+    material = f"{db_uuid}:{instance_domain(domain)}".encode()
+    return "sha256:" + hashlib.sha256(material).hexdigest()
+
+
+def is_fingerprint(value: object) -> bool:
+    return isinstance(value, str) and bool(_FINGERPRINT_RE.match(value))
+
+
+def odoo_major(odoo_version: str) -> str | None:
+    """The major version of an Odoo version string, or None when it cannot be read."""
+    match = _ODOO_VERSION_RE.match(odoo_version.strip()) if isinstance(odoo_version, str) else None
+    return str(int(match.group(1))) if match else None
+
+
+# --- Keys ---------------------------------------------------------------------------------
+
+
+def public_key_from_pem(pem: bytes) -> Ed25519PublicKey:
+    """Parse a PEM public key; raise ValueError unless it is an Ed25519 key."""
+    key = load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+# --- Claims -------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _claims_well_formed(claims: object) -> bool:
+    """The claims every AEGIS license carries, with their types (CONTRACT §1)."""
+    if not isinstance(claims, dict):
+        return False
+    jti, customer, module = claims.get("jti"), claims.get("customer"), claims.get("module")
+    if not isinstance(jti, str):
+        return False
+    try:
+        uuid.UUID(jti)
+    except ValueError:
+        return False
+    if not isinstance(claims.get("iss"), str) or not _is_int(claims.get("iat")):
+        return False
+    if not isinstance(customer, dict) or not isinstance(customer.get("id"), str):
+        return False
+    if not isinstance(customer.get("name"), str):
+        return False
+    if not isinstance(module, dict) or not isinstance(module.get("technical_name"), str):
+        return False
+    versions = module.get("allowed_major_versions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        return False
+    license_type = claims.get("license_type")
+    if license_type not in LICENSE_TYPES:
+        return False
+    if "exp" in claims and not _is_int(claims["exp"]):
+        return False
+    # Perpetual licenses never expire; the others always do.
+    if (license_type == "perpetual") == ("exp" in claims):
+        return False
+    return "instance_fingerprint" not in claims or is_fingerprint(claims["instance_fingerprint"])
+
+
+# --- The verifier -------------------------------------------------------------------------
+
+
+class Verifier:
+    """Verifies tokens against a `kid → Ed25519PublicKey` map.
+
+    `clock` returns the current UNIX time (injectable for tests and frozen-clock checks);
+    `revoked` is a set of revoked license ids (from a verified revocation list) consulted by
+    `verify()` for offline use.
+    """
+
+    def __init__(
+        self,
+        keys: Mapping[str, Ed25519PublicKey],
+        issuer: str,
+        *,
+        leeway: int = 0,
+        clock: Callable[[], float] = time.time,
+        revoked: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
+        for kid, key in keys.items():
+            if not isinstance(key, Ed25519PublicKey):
+                raise TypeError(f"verification key {kid!r} is not an Ed25519PublicKey")
+        self.keys = dict(keys)
+        self.issuer = issuer
+        self.leeway = leeway
+        self.clock = clock
+        self.revoked = frozenset(revoked)
+        self._jws = jwt.PyJWS(algorithms=[ALGORITHM])
+
+    def verify_token(self, token: object) -> Result:
+        """Decide MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, or VALID."""
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+            return Result(Code.MALFORMED)
+        segments = token.split(".")
+        if len(segments) != 3 or not all(_SEGMENT_RE.match(s) for s in segments):
+            return Result(Code.MALFORMED)
+        try:
+            parsed = self._jws.decode_complete(token, options={"verify_signature": False})
+            claims = json.loads(parsed["payload"])
+        except (PyJWTError, ValueError, RecursionError):
+            return Result(Code.MALFORMED)
+        header = parsed["header"]
+        if (
+            header.get("alg") != ALGORITHM
+            or not set(header) <= _ALLOWED_HEADER_KEYS
+            or header.get("typ", "JWT") != "JWT"
+            or not _claims_well_formed(claims)
+        ):
+            return Result(Code.MALFORMED)
+
+        key = self.keys.get(header.get("kid"))  # a str or absent: PyJWS refused any other kid
+        if key is None:
+            return Result(Code.UNKNOWN_KEY)
+        try:
+            self._jws.decode_complete(token, key=key, algorithms=[ALGORITHM])
+        except InvalidSignatureError:
+            return Result(Code.BAD_SIGNATURE)
+        except PyJWTError:
+            return Result(Code.MALFORMED)
+
+        if not hmac.compare_digest(claims["iss"].encode(), self.issuer.encode()):
+            return Result(Code.WRONG_ISSUER, claims, header)
+        # Expired at `exp` itself (RFC 7519 §4.1.4: "on or after"), give or take the leeway.
+        if "exp" in claims and claims["exp"] + self.leeway <= self.clock():
+            return Result(Code.EXPIRED, claims, header)
+        return Result(Code.VALID, claims, header)
+
+    def check_usage(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        module_name: str,
+        odoo_version: str,
+        fingerprint: str | None = None,
+        instance_db_uuid: str | None = None,
+        instance_domain: str | None = None,
+    ) -> Result:
+        """Decide MODULE_MISMATCH, VERSION_NOT_ALLOWED, FINGERPRINT_REQUIRED,
+        FINGERPRINT_MISMATCH, or VALID for claims whose signature verified."""
+        module = claims["module"]
+        if module_name != module["technical_name"]:
+            return Result(Code.MODULE_MISMATCH, claims)
+        if odoo_major(odoo_version) not in module["allowed_major_versions"]:
+            return Result(Code.VERSION_NOT_ALLOWED, claims)
+        bound_to = claims.get("instance_fingerprint")
+        if bound_to:
+            if fingerprint:
+                presented = fingerprint
+            elif instance_db_uuid and instance_domain:
+                presented = compute_fingerprint(instance_db_uuid, instance_domain)
+            else:
+                return Result(Code.FINGERPRINT_REQUIRED, claims)
+            if not hmac.compare_digest(presented.encode(), bound_to.encode()):
+                return Result(Code.FINGERPRINT_MISMATCH, claims)
+        return Result(Code.VALID, claims)
+
+    def verify(
+        self, token: object, *, module_name: str, odoo_version: str, **instance: Any
+    ) -> Result:
+        """Every check a client can make offline, in the contract's order. A license listed
+        in `revoked` answers REVOKED; UNKNOWN_LICENSE and SUSPENDED need the server."""
+        result = self.verify_token(token)
+        if not result.valid:
+            return result
+        if result.claims["jti"] in self.revoked:
+            return Result(Code.REVOKED, result.claims, result.header)
+        usage = self.check_usage(
+            result.claims, module_name=module_name, odoo_version=odoo_version, **instance
+        )
+        return Result(usage.code, result.claims, result.header)

@@ -1,0 +1,99 @@
+"""Fixtures shared by the whole suite.
+
+Every test signs with a fresh Ed25519 key in a temporary keys folder, so no test depends on
+the developer's keys/ and no key outlives its test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from aegis import actors
+from customers.services import customer_create
+from licensing import services, signing
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+INTEROP = SHARED / "interop" / "v0.8"
+TEST_KID = "aegis-test-01"
+ACTOR = "user:tester"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` need PostgreSQL (row locks, triggers); on SQLite they are
+    deselected, not skipped. CI always runs them."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("postgres") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def keys_dir(tmp_path_factory, settings) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    settings.KEYS_DIR = path
+    settings.KEY_ID = TEST_KID
+    settings.PRIVATE_KEY_PATH = path / f"{TEST_KID}.private.pem"
+    settings.PRIVATE_KEY_PASSPHRASE = None
+    signing.write_keypair(path, TEST_KID)
+    signing.reset()
+    yield path
+    signing.reset()
+
+
+@pytest.fixture
+def customer(db):
+    return customer_create(
+        actor=ACTOR, id="CUST-001", name="Acme Corporation", email="it@acme.example"
+    )
+
+
+@pytest.fixture
+def make_license(customer):
+    def make(**overrides):
+        params = {
+            "actor": ACTOR,
+            "customer_id": customer.id,
+            "module_name": "biz4a_payroll_drc",
+            "allowed_major_versions": ["17", "18"],
+            "license_type": "perpetual",
+        }
+        params.update(overrides)
+        return services.license_issue(**params)
+
+    return make
+
+
+@pytest.fixture
+def audit_insert_fails(db):
+    """Make the database itself refuse audit inserts, as a full disk or a broken trigger would."""
+    name = f"fail_audit_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
+                f"RAISE EXCEPTION 'audit unavailable'; END; $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
+                f"BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END"
+            )
+    yield
+
+
+def cli_actor() -> str:
+    return actors.for_cli()
