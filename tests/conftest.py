@@ -16,8 +16,8 @@ from aegis import actors
 from customers.services import customer_create
 from licensing import services, signing
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-INTEROP = SHARED / "interop" / "v0.8"
+# Tokens and the public key of the v0.8 server (copied from the project's shared interop set).
+INTEROP = Path(__file__).resolve().parent / "fixtures" / "interop" / "v0.8"
 TEST_KID = "aegis-test-01"
 ACTOR = "user:tester"
 
