@@ -4,6 +4,9 @@
 outlives the customer it speaks of. The application never updates or deletes a row (the
 manager and the model refuse it) and on PostgreSQL a trigger makes the database refuse too
 (migration 0002).
+
+State-change rows also form a hash chain (`chain_seq`, `prev_hash`, `hash`; see
+`audit/chain.py`), so a row altered behind the application's back is detected.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class AuditLog(models.Model):
     request_id = models.CharField(max_length=64, blank=True, default="")
     event_data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The hash chain (audit/chain.py); NULL on validation rows, which are not chained.
+    chain_seq = models.BigIntegerField(null=True, blank=True, editable=False)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = AuditLogQuerySet.as_manager()
 
@@ -52,6 +59,15 @@ class AuditLog(models.Model):
             models.Index(fields=["license_id", "-created_at"], name="audit_license_idx"),
             models.Index(fields=["customer_id", "-created_at"], name="audit_customer_idx"),
             models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
+        ]
+        constraints = [
+            # One row per place in the chain (a fork is impossible); partial, so the
+            # millions of unchained validation rows cost the index nothing.
+            models.UniqueConstraint(
+                fields=["chain_seq"],
+                condition=models.Q(chain_seq__isnull=False),
+                name="audit_chain_seq_uniq",
+            ),
         ]
 
     def __str__(self) -> str:

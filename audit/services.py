@@ -3,15 +3,23 @@
 Callers are services that already hold a transaction: the row is part of the same
 transaction as the change it records, so a change whose audit row cannot be written does
 not happen (CONTRACT §7).
+
+State-change rows are appended to the hash chain (audit/chain.py) under a lock that
+serialises chained inserts; validation rows (the hot path) are a single plain INSERT.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
+
 from aegis import context
+from audit import chain
 from audit.models import AuditLog
 
 # Keys whose values never reach the audit trail, however a caller names them.
@@ -45,15 +53,31 @@ def audit_record(
     """Append one audit row. Call it inside the transaction of the change it records.
 
     The client IP and request id come from the current request context (empty for commands).
+    A state-change row takes the chain lock until the caller's transaction ends, so callers
+    write their audit row last (after their own row locks), as every service does.
     """
     ctx = context.current()
-    return AuditLog.objects.create(
-        event_type=event_type,
-        actor=actor,
-        license_id=license_id,
-        customer_id=customer_id,
-        module_name=module_name,
-        ip=ctx.ip,
-        request_id=ctx.request_id,
-        event_data=mask_secrets(dict(event_data or {})),
-    )
+    # What the database will give back: JSON-normalised data, microsecond UTC time; the
+    # chain hash is computed over exactly these values.
+    data = json.loads(json.dumps(mask_secrets(dict(event_data or {}))))
+    fields = {
+        "event_type": event_type,
+        "actor": actor,
+        "license_id": license_id,
+        "customer_id": customer_id,
+        "module_name": module_name,
+        "ip": ctx.ip,
+        "request_id": ctx.request_id,
+        "event_data": data,
+        "created_at": timezone.now(),
+    }
+    if not chain.is_chained(event_type):
+        return AuditLog.objects.create(**fields)
+    # savepoint=False: no extra round trips inside the service's transaction, and a
+    # transaction of its own when called outside one (the lock must outlive the INSERT).
+    with transaction.atomic(savepoint=False):
+        chain.lock()
+        seq, prev_hash = chain.head()
+        seq += 1
+        digest = chain.compute_hash(prev_hash=prev_hash, chain_seq=seq, **fields)
+        return AuditLog.objects.create(chain_seq=seq, prev_hash=prev_hash, hash=digest, **fields)
