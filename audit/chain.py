@@ -8,8 +8,8 @@ Every state-change row (every event type but `license.validated`) carries:
   (event type, license id, customer id, module, actor, IP, request id, event data, created at).
 
 Changing, removing or re-ordering a chained row behind the application's back breaks the
-chain at that row or the next one, which `verify()` (and `manage.py verify_audit_chain`)
-reports. What it does not catch: the deletion of the newest rows (the head simply moves back)
+chain at that row or the next one, and a state-change row inserted without a place in the
+chain stands out; `verify()` (and `manage.py verify_audit_chain`) reports the first such row. What it does not catch: the deletion of the newest rows (the head simply moves back)
 — hence `verify()` returns the head, which operators record outside the database — and a
 rewrite of the whole chain by someone who holds the database and this code.
 
@@ -180,4 +180,20 @@ def verify(using: str = "default", chunk_size: int = 2000) -> Verdict:
         .order_by("chain_seq")
         .iterator(chunk_size=chunk_size)
     )
-    return verify_rows(rows)
+    verdict = verify_rows(rows)
+    if not verdict.ok:
+        return verdict
+    # INSERT is allowed on the table: a state-change row slipped in outside the chain is
+    # as much a forgery as an altered one.
+    stray = (
+        AuditLog.objects.using(using)
+        .filter(chain_seq__isnull=True)
+        .exclude(event_type__in=UNCHAINED_EVENT_TYPES)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if stray is not None:
+        reason = "a state-change row outside the chain (inserted behind the application's back)"
+        return Verdict(False, verdict.count, verdict.head_seq, verdict.head_hash, stray, reason)
+    return verdict

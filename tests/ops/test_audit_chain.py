@@ -164,6 +164,12 @@ def test_unchaining_a_row_is_detected(history):
         verify_command()
 
 
+def test_state_change_row_inserted_outside_the_chain_is_named(history):
+    forged = AuditLog.objects.create(event_type="license.revoked", actor="user:mallory")
+    with pytest.raises(CommandError, match=rf"BROKEN at row id={forged.id}: a state-change row"):
+        verify_command()
+
+
 def test_recorded_head_catches_truncation_and_rewrite(history):
     head = f"{history[-1].chain_seq}:{history[-1].hash}"
     assert verify_command("--expect-head", head).startswith("OK")
