@@ -72,6 +72,7 @@ class License(models.Model):
 
     class Meta:
         ordering = ["-issued_at", "-id"]
+        permissions = [("revoke_license", "Can revoke license")]
         indexes = [
             models.Index(fields=["-issued_at", "-id"], name="license_issued_idx"),
             models.Index(fields=["customer", "-issued_at"], name="license_customer_idx"),
