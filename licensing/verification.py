@@ -15,7 +15,13 @@ Security choices:
   `Ed25519PublicKey` objects, so no HMAC-with-public-key or `alg: none` confusion exists;
 - the header may hold `alg`, `typ` and `kid` only: `jku`, `x5u`, `jwk`, `crit` and the rest
   are refused as MALFORMED, so a token can never point us at a key or a URL;
-- every failure is mapped to a code with a fixed message; no exception text leaks out.
+- every failure is mapped to a code with a fixed message; no exception text leaks out;
+- a signed revocation list carries its own `typ` (`aegis-rl+jwt`): the license checks refuse
+  it as MALFORMED and the list checks refuse a license, so neither can stand in for the other.
+
+Revocation lists (`Verifier.with_revocation_list`) let an offline client learn which licenses
+were revoked: a list is accepted only when signed by a known key, issued by our issuer, not
+expired, and not older (`seq`) than the list the verifier already holds.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ ALGORITHM = "EdDSA"
 LICENSE_TYPES = ("perpetual", "subscription", "demo")
 FINGERPRINT_ALGORITHM = "sha256-dbuuid-domain"
 MAX_TOKEN_LENGTH = 16 * 1024
+REVOCATION_LIST_TYP = "aegis-rl+jwt"
+MAX_REVOCATION_LIST_LENGTH = 8 * 1024 * 1024
 _ALLOWED_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 _FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -177,6 +185,81 @@ def _claims_well_formed(claims: object) -> bool:
     return "instance_fingerprint" not in claims or is_fingerprint(claims["instance_fingerprint"])
 
 
+# --- Revocation lists ---------------------------------------------------------------------
+
+
+class ListRejection(StrEnum):
+    """Why a revocation list was refused (the first five mirror the license codes)."""
+
+    MALFORMED = "MALFORMED"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    WRONG_ISSUER = "WRONG_ISSUER"
+    EXPIRED = "EXPIRED"
+    STALE = "STALE"
+
+
+LIST_MESSAGES: dict[ListRejection, str] = {
+    ListRejection.MALFORMED: "The revocation list is not a well-formed AEGIS revocation list.",
+    ListRejection.UNKNOWN_KEY: "The revocation list was signed with a key this client does not know.",
+    ListRejection.BAD_SIGNATURE: "The revocation list signature is invalid.",
+    ListRejection.WRONG_ISSUER: "The revocation list was not issued by this license server.",
+    ListRejection.EXPIRED: "The revocation list has expired; fetch a fresh one.",
+    ListRejection.STALE: "The revocation list is older than the one already held.",
+}
+
+
+class RevocationListRejected(Exception):
+    """A revocation list that must not be used; `reason` says why (fixed message)."""
+
+    def __init__(self, reason: ListRejection) -> None:
+        self.reason = reason
+        super().__init__(LIST_MESSAGES[reason])
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """A verified revocation list. `module` is set when the list covers one module only."""
+
+    seq: int
+    issued_at: int
+    expires_at: int
+    revoked: frozenset[str]
+    module: str | None
+    kid: str
+    token: str
+
+
+def _canonical_id(value: str) -> str:
+    """License ids compare as UUIDs (`str(UUID)`: lowercase, hyphenated)."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        return value
+
+
+def _list_claims_well_formed(claims: object) -> bool:
+    if not isinstance(claims, dict):
+        return False
+    if not isinstance(claims.get("iss"), str):
+        return False
+    if not all(_is_int(claims.get(name)) for name in ("iat", "exp", "seq")) or claims["seq"] < 0:
+        return False
+    if "module" in claims and not isinstance(claims["module"], str):
+        return False
+    revoked = claims.get("revoked")
+    if not isinstance(revoked, list):
+        return False
+    for license_id in revoked:
+        if not isinstance(license_id, str):
+            return False
+        try:
+            uuid.UUID(license_id)
+        except ValueError:
+            return False
+    return True
+
+
 # --- The verifier -------------------------------------------------------------------------
 
 
@@ -185,7 +268,8 @@ class Verifier:
 
     `clock` returns the current UNIX time (injectable for tests and frozen-clock checks);
     `revoked` is a set of revoked license ids (from a verified revocation list) consulted by
-    `verify()` for offline use.
+    `verify()` for offline use. `with_revocation_list()` returns a verifier that also knows
+    the ids of a verified list; `revocation_list` is the newest list it accepted (or None).
     """
 
     def __init__(
@@ -204,46 +288,70 @@ class Verifier:
         self.issuer = issuer
         self.leeway = leeway
         self.clock = clock
-        self.revoked = frozenset(revoked)
+        self.revoked = frozenset(_canonical_id(v) for v in revoked)
+        self.revocation_list: RevocationList | None = None
         self._jws = jwt.PyJWS(algorithms=[ALGORITHM])
 
-    def verify_token(self, token: object) -> Result:
-        """Decide MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, or VALID."""
-        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
-            return Result(Code.MALFORMED)
+    # -- shared steps: parse without trusting, then check the signature
+
+    def _parse(self, token: object, max_length: int) -> tuple[dict, object] | None:
+        """(header, claims) of a compact EdDSA JWS, signature NOT yet checked; None when it
+        is not one."""
+        if not isinstance(token, str) or not 0 < len(token) <= max_length:
+            return None
         segments = token.split(".")
         if len(segments) != 3 or not all(_SEGMENT_RE.match(s) for s in segments):
-            return Result(Code.MALFORMED)
+            return None
         try:
             parsed = self._jws.decode_complete(token, options={"verify_signature": False})
             claims = json.loads(parsed["payload"])
         except (PyJWTError, ValueError, RecursionError):
-            return Result(Code.MALFORMED)
+            return None
         header = parsed["header"]
-        if (
-            header.get("alg") != ALGORITHM
-            or not set(header) <= _ALLOWED_HEADER_KEYS
-            or header.get("typ", "JWT") != "JWT"
-            or not _claims_well_formed(claims)
-        ):
-            return Result(Code.MALFORMED)
+        if header.get("alg") != ALGORITHM or not set(header) <= _ALLOWED_HEADER_KEYS:
+            return None
+        return header, claims
 
+    def _signature_problem(self, token: str, header: Mapping[str, Any]) -> Code | None:
         key = self.keys.get(header.get("kid"))  # a str or absent: PyJWS refused any other kid
         if key is None:
-            return Result(Code.UNKNOWN_KEY)
+            return Code.UNKNOWN_KEY
         try:
             self._jws.decode_complete(token, key=key, algorithms=[ALGORITHM])
         except InvalidSignatureError:
-            return Result(Code.BAD_SIGNATURE)
+            return Code.BAD_SIGNATURE
         except PyJWTError:
-            return Result(Code.MALFORMED)
+            return Code.MALFORMED
+        return None
 
+    def _expired(self, exp: int) -> bool:
+        # Expired at `exp` itself (RFC 7519 §4.1.4: "on or after"), give or take the leeway.
+        return exp + self.leeway <= self.clock()
+
+    # -- licenses
+
+    def verify_token(self, token: object) -> Result:
+        """Decide MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, or VALID."""
+        parsed = self._parse(token, MAX_TOKEN_LENGTH)
+        if parsed is None:
+            return Result(Code.MALFORMED)
+        header, claims = parsed
+        # A missing typ is tolerated (some JOSE libraries omit it); any other typ, such as a
+        # revocation list's, is not a license.
+        if header.get("typ", "JWT") != "JWT" or not _claims_well_formed(claims):
+            return Result(Code.MALFORMED)
+        problem = self._signature_problem(token, header)
+        if problem is not None:
+            return Result(problem)
         if not hmac.compare_digest(claims["iss"].encode(), self.issuer.encode()):
             return Result(Code.WRONG_ISSUER, claims, header)
-        # Expired at `exp` itself (RFC 7519 §4.1.4: "on or after"), give or take the leeway.
-        if "exp" in claims and claims["exp"] + self.leeway <= self.clock():
+        if "exp" in claims and self._expired(claims["exp"]):
             return Result(Code.EXPIRED, claims, header)
         return Result(Code.VALID, claims, header)
+
+    def is_revoked(self, license_id: str) -> bool:
+        """True when a verified revocation list (or `revoked`) names this license id."""
+        return _canonical_id(license_id) in self.revoked
 
     def check_usage(
         self,
@@ -282,9 +390,57 @@ class Verifier:
         result = self.verify_token(token)
         if not result.valid:
             return result
-        if result.claims["jti"] in self.revoked:
+        if self.is_revoked(result.claims["jti"]):
             return Result(Code.REVOKED, result.claims, result.header)
         usage = self.check_usage(
             result.claims, module_name=module_name, odoo_version=odoo_version, **instance
         )
         return Result(usage.code, result.claims, result.header)
+
+    # -- revocation lists
+
+    def verify_revocation_list(self, token: object, *, min_seq: int = 0) -> RevocationList:
+        """Verify a signed revocation list; raise RevocationListRejected unless it is
+        well formed, signed by a known key, ours, unexpired, and its `seq` is at least
+        `min_seq` and at least that of the list this verifier already holds. An equal `seq`
+        is accepted: the server re-signs an unchanged list to extend its expiry."""
+        parsed = self._parse(token, MAX_REVOCATION_LIST_LENGTH)
+        if parsed is None:
+            raise RevocationListRejected(ListRejection.MALFORMED)
+        header, claims = parsed
+        if header.get("typ") != REVOCATION_LIST_TYP or not _list_claims_well_formed(claims):
+            raise RevocationListRejected(ListRejection.MALFORMED)
+        problem = self._signature_problem(token, header)
+        if problem is not None:
+            raise RevocationListRejected(ListRejection(problem.value))
+        if not hmac.compare_digest(claims["iss"].encode(), self.issuer.encode()):
+            raise RevocationListRejected(ListRejection.WRONG_ISSUER)
+        if self._expired(claims["exp"]):
+            raise RevocationListRejected(ListRejection.EXPIRED)
+        held = self.revocation_list.seq if self.revocation_list else 0
+        if claims["seq"] < max(min_seq, held):
+            raise RevocationListRejected(ListRejection.STALE)
+        return RevocationList(
+            seq=claims["seq"],
+            issued_at=claims["iat"],
+            expires_at=claims["exp"],
+            revoked=frozenset(_canonical_id(v) for v in claims["revoked"]),
+            module=claims.get("module"),
+            kid=header["kid"],
+            token=token,
+        )
+
+    def with_revocation_list(self, token: object, *, min_seq: int = 0) -> Verifier:
+        """A copy of this verifier that also answers REVOKED for the ids of a verified list
+        (revocation is final, so ids already known stay revoked). Raises
+        RevocationListRejected; this verifier is left unchanged either way."""
+        revocation_list = self.verify_revocation_list(token, min_seq=min_seq)
+        clone = Verifier(
+            self.keys,
+            self.issuer,
+            leeway=self.leeway,
+            clock=self.clock,
+            revoked=self.revoked | revocation_list.revoked,
+        )
+        clone.revocation_list = revocation_list
+        return clone
