@@ -13,16 +13,21 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aegis.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from audit.services import audit_record
 from customers.models import Customer
-from customers.services import CustomerInactive, CustomerNotFound
+from customers.services import (
+    CustomerAlreadyExists,
+    CustomerInactive,
+    CustomerNotFound,
+    customer_create,
+)
 from licensing import signing
 from licensing.models import License, LicenseStatus, LicenseType
-from licensing.verification import is_fingerprint
+from licensing.verification import Code, is_fingerprint
 
 MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,127}$")
 MAJOR_VERSION_RE = re.compile(r"^\d{1,3}$")
@@ -270,6 +275,120 @@ def signing_key_generate(
         event_data={"key_id": key_id, "encrypted": bool(passphrase)},
     )
     return signing.write_keypair(keys_dir, key_id, passphrase=passphrase)
+
+
+class LicenseTokenRefused(ValidationFailed):
+    """An imported token that does not verify under the known keys (or is not a license)."""
+
+    code = "license_token_refused"
+    default_detail = "The token is not a license signed by a known key."
+
+    def __init__(self, verification_code: str, detail: str | None = None) -> None:
+        self.verification_code = verification_code
+        super().__init__(detail or f"{self.default_detail} ({verification_code})")
+
+
+class LicenseIdConflict(Conflict):
+    code = "license_exists"
+    default_detail = "Another token is already registered under this license id."
+
+
+IMPORTABLE_CODES = frozenset({Code.VALID, Code.EXPIRED})
+IMPORTED_EMAIL_DOMAIN = "imported.invalid"
+
+
+@transaction.atomic
+def license_import(*, actor: str, token: str) -> tuple[License, bool]:
+    """Register a license issued elsewhere (e.g. by the v0.8 server) so the server answers
+    for it online. Returns (license, created); importing the same token again returns the
+    existing row with created=False and writes nothing.
+
+    The token must verify under a known key (VALID, or EXPIRED: a real license that has
+    run out); the row is its claims, with id = `jti` and the token stored verbatim. A
+    missing customer is created from the `customer` claim through `customer_create`, with a
+    placeholder e-mail `<id>@imported.invalid` for staff to correct. Audits `license.imported`.
+
+    Raises LicenseTokenRefused (MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, or
+    claims the server cannot store), LicenseIdConflict (the id holds a different token),
+    ValidationFailed (the customer claim cannot make a customer).
+    """
+    result = signing.verifier().verify_token(token)
+    if result.code not in IMPORTABLE_CODES:
+        raise LicenseTokenRefused(result.code.value)
+    claims, kid = result.claims, result.header["kid"]
+    license_id = uuid.UUID(claims["jti"])
+    existing = License.objects.filter(pk=license_id).first()
+    if existing is not None:
+        if existing.token != token:
+            raise LicenseIdConflict(f"License {license_id} is registered with another token.")
+        return existing, False
+
+    module_name = claims["module"]["technical_name"]
+    if not MODULE_NAME_RE.match(module_name):
+        raise LicenseTokenRefused(
+            "MODULE_NAME", "The token's module is not an Odoo technical name."
+        )
+    try:
+        versions = normalise_versions(claims["module"]["allowed_major_versions"])
+    except ValidationFailed:
+        raise LicenseTokenRefused(
+            "VERSIONS", "The token's allowed_major_versions are not major versions."
+        ) from None
+
+    customer_claim = claims["customer"]
+    customer = Customer.objects.filter(pk=customer_claim["id"]).first()
+    customer_created = customer is None
+    if customer is None:
+        try:
+            customer = customer_create(
+                actor=actor,
+                id=customer_claim["id"],
+                name=customer_claim["name"],
+                email=f"{customer_claim['id'].lower()}@{IMPORTED_EMAIL_DOMAIN}",
+                notes="Created from an imported license token; replace the placeholder e-mail.",
+            )
+        except CustomerAlreadyExists:  # created by a concurrent import meanwhile
+            customer = Customer.objects.get(pk=customer_claim["id"])
+            customer_created = False
+
+    issued_at = dt.datetime.fromtimestamp(claims["iat"], tz=dt.UTC)
+    expires_at = dt.datetime.fromtimestamp(claims["exp"], tz=dt.UTC) if "exp" in claims else None
+    try:
+        # A savepoint: a concurrent import of the same token turns into a clean answer.
+        with transaction.atomic():
+            license = License.objects.create(
+                id=license_id,
+                customer=customer,
+                module_name=module_name,
+                allowed_major_versions=versions,
+                license_type=claims["license_type"],
+                token=token,
+                key_id=kid,
+                instance_fingerprint=claims.get("instance_fingerprint"),
+                issued_at=issued_at,
+                expires_at=expires_at,
+                notes="Imported from a token issued elsewhere.",
+            )
+    except IntegrityError:
+        existing = License.objects.filter(pk=license_id).first()
+        if existing is not None and existing.token == token:
+            return existing, False
+        raise LicenseIdConflict(f"License {license_id} is registered with another token.") from None
+    audit_record(
+        event_type="license.imported",
+        actor=actor,
+        license_id=license.id,
+        customer_id=customer.id,
+        module_name=module_name,
+        event_data={
+            "license_type": license.license_type,
+            "key_id": kid,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "expired": result.code is Code.EXPIRED,
+            "customer_created": customer_created,
+        },
+    )
+    return license, True
 
 
 def _get_for_update(license_id: uuid.UUID | str) -> License:
