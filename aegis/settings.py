@@ -143,6 +143,13 @@ SUBSCRIPTION_MAX_DURATION_DAYS = env.int("SUBSCRIPTION_MAX_DURATION_DAYS", defau
 VALIDATION_LEEWAY_SECONDS = env.int("VALIDATION_LEEWAY_SECONDS", default=0)
 REVOCATION_LIST_TTL_HOURS = env.int("REVOCATION_LIST_TTL_HOURS", default=24)
 
+# --- Statistics (audit/rollups.py) ----------------------------------------------------------
+# Validation rows younger than this are left to the raw tail: ids become visible at commit,
+# not in id order, and a validation commits within milliseconds.
+VALIDATION_ROLLUP_SETTLE_SECONDS = env.int("VALIDATION_ROLLUP_SETTLE_SECONDS", default=30)
+# Days per-minute counts are kept (they answer windows that do not start on the hour).
+VALIDATION_ROLLUP_MINUTES_DAYS = env.int("VALIDATION_ROLLUP_MINUTES_DAYS", default=35)
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

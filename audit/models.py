@@ -80,3 +80,44 @@ class AuditLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The audit log is append-only: rows cannot be deleted.")
+
+
+class ValidationRollup(models.Model):
+    """Validations per period (an hour, or a minute) and code, folded from
+    `license.validated` audit rows.
+
+    Maintained by `audit.rollups` (on demand by the statistics selectors and by
+    `manage.py rollup_validations`), never on the validate path itself. Hour rows are kept
+    for ever; minute rows only as long as a statistics window needs them (they give the
+    boundary of a window that does not start on the hour). `code` is "" for a row that
+    carries none.
+    """
+
+    HOUR = "hour"
+    MINUTE = "minute"
+
+    period = models.CharField(max_length=6, choices=[(HOUR, "hour"), (MINUTE, "minute")])
+    start = models.DateTimeField()
+    code = models.CharField(max_length=32)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "start", "code"], name="validation_rollup_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.start:%Y-%m-%d %H:%M} {self.code}: {self.count}"
+
+
+class RollupCursor(models.Model):
+    """How far a rollup has read the audit table: every row with id <= `last_id` is folded."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_id}"
