@@ -31,17 +31,14 @@ def _cacheable(request, payload: dict, etag: str):
     return get_conditional_response(request, etag=f'"{etag}"', response=response)
 
 
-_JWK = inline_serializer(
-    "JWK",
-    {
-        "kty": serializers.CharField(help_text="OKP"),
-        "crv": serializers.CharField(help_text="Ed25519"),
-        "x": serializers.CharField(help_text="The public key, base64url (RFC 8037)."),
-        "kid": serializers.CharField(),
-        "use": serializers.CharField(help_text="sig"),
-        "alg": serializers.CharField(help_text="EdDSA"),
-    },
-)
+_JWK_FIELDS = {
+    "kty": serializers.CharField(help_text="OKP"),
+    "crv": serializers.CharField(help_text="Ed25519"),
+    "x": serializers.CharField(help_text="The public key, base64url (RFC 8037)."),
+    "kid": serializers.CharField(),
+    "use": serializers.CharField(help_text="sig"),
+    "alg": serializers.CharField(help_text="EdDSA"),
+}
 
 
 class JWKSView(APIView):
@@ -56,7 +53,11 @@ class JWKSView(APIView):
         summary="The public keys that verify licenses (JWKS)",
         tags=["keys"],
         auth=[],
-        responses={200: inline_serializer("JWKS", {"keys": _JWK(many=True)})},
+        responses={
+            200: inline_serializer(
+                "JWKS", {"keys": inline_serializer("JWK", _JWK_FIELDS, many=True)}
+            )
+        },
     )
     def get(self, request):
         payload = signing.jwks()
