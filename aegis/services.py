@@ -57,3 +57,19 @@ def api_key_revoke(*, actor: str, prefix: str) -> APIKey:
         event_data={"name": api_key.name, "scope": api_key.scope, "prefix": api_key.prefix},
     )
     return api_key
+
+
+# `last_used_at` is refreshed at most this often: a busy key costs one UPDATE a minute,
+# not one per request.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def api_key_mark_used(*, api_key: APIKey, now=None) -> None:
+    """Record that `api_key` authenticated a request (usage bookkeeping, not a state change,
+    so no audit row). Skips the write when the stored time is recent enough."""
+    now = now or timezone.now()
+    last = api_key.last_used_at
+    if last is not None and (now - last).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
+        return
+    APIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

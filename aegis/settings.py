@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "aegis",
     "customers",
     "licensing",
@@ -57,8 +58,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "aegis.middleware.RequestContextMiddleware",
+    "aegis.api.middleware.APIBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -176,6 +179,62 @@ if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- REST API (aegis/api/) --------------------------------------------------------------------
+# Requests per client IP on public routes (validate, fingerprint, health, ...), and per API
+# key elsewhere; <count>/<second|minute|hour|day>. RATE_LIMIT_ENABLED=false turns both off.
+THROTTLE_RATE_PUBLIC = env.str("THROTTLE_RATE_PUBLIC", default="600/min")
+THROTTLE_RATE_API_KEY = env.str("THROTTLE_RATE_API_KEY", default="3000/min")
+# Request bodies under /api larger than this are refused with 413.
+API_MAX_BODY_BYTES = 64 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "aegis.api.authentication.APIKeyAuthentication",
+        "aegis.api.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["aegis.api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["aegis.api.throttles.ClientRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["aegis.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "aegis.api.renderers.BrowsableAPIOrJSONErrorsRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "aegis.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "aegis.api.exceptions.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AEGIS License Server API",
+    "DESCRIPTION": (
+        "Issue, validate and revoke Ed25519-signed licenses for commercial Odoo modules. "
+        "Send an API key as the `X-API-Key` header (all routes but validate, fingerprint "
+        "and the public documents). Every error body is `{detail, code}`, plus `errors` "
+        "(field → messages) for invalid fields."
+    ),
+    "VERSION": AEGIS_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["aegis.api.schema.strip_optional_slash"],
+    "ENUM_NAME_OVERRIDES": {
+        "LicenseStatusEnum": [("active", "active"), ("revoked", "revoked"), ("expired", "expired")],
+        "HealthPartStatusEnum": ["ok", "unavailable"],
+    },
+}
+
+# Browsers on these origins may call the API (django-cors-headers); none by default.
+CORS_ALLOWED_ORIGINS = CORS_ORIGINS
+CORS_URLS_REGEX = r"^/(api/|\.well-known/|health$|info$)"
+CORS_ALLOW_HEADERS = ["accept", "content-type", "x-api-key", "x-request-id"]
+CORS_EXPOSE_HEADERS = ["retry-after", "x-request-id"]
 
 
 def _refuse_insecure_production() -> None:

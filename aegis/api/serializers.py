@@ -1,0 +1,60 @@
+"""Strict serializer building blocks: JSON types are checked, never coerced.
+
+DRF's CharField turns 123 into "123" and its BooleanField takes "yes" or 1; a license API
+takes what its schema says and answers 400 otherwise. Unknown fields are refused too, so a
+misspelt optional field is an error rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body: a JSON object with only the declared fields."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error body of the API (CONTRACT §6); documents every 4xx/5xx response."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a human.")
+    code = serializers.CharField(help_text="A stable machine code, e.g. `already_revoked`.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Field name → messages; present on validation errors only.",
+    )
