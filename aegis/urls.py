@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from aegis.views import HealthView, InfoView
 from licensing import views_public
 
 admin.site.site_header = "AEGIS License Server"
@@ -16,4 +18,14 @@ urlpatterns = [
         name="license-revocations",
     ),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("aegis.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^health/?$", HealthView.as_view(), name="health"),
+    re_path(r"^info/?$", InfoView.as_view(), name="info"),
 ]
+
+# JSON error bodies under /api (CONTRACT §6), Django's pages elsewhere.
+handler404 = "aegis.api.exceptions.handler404"
+handler500 = "aegis.api.exceptions.handler500"

@@ -1,0 +1,109 @@
+"""`GET /api/v1/admin/stats`: the seed's counters plus validations per code (admin keys)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aegis.api.schema import PROTECTED, errors
+from aegis.models import Scope
+from audit.models import AuditLog
+from audit.selectors import validation_counts
+from customers.models import Customer
+from licensing.models import License, LicenseStatus, LicenseType
+from licensing.verification import Code
+
+
+def _per_code(counts: dict[str, int]) -> dict[str, int]:
+    return {code.value: counts.get(code.value, 0) for code in Code}
+
+
+def stats_summary(*, now: dt.datetime | None = None) -> dict:
+    """Counts over the whole database; a fixed number of aggregate queries."""
+    now = now or timezone.now()
+    customers = Customer.objects.aggregate(
+        total=Count("pk"), active=Count("pk", filter=Q(is_active=True))
+    )
+    licenses = License.objects.order_by().aggregate(
+        total=Count("pk"),
+        revoked=Count("pk", filter=Q(status=LicenseStatus.REVOKED)),
+        expired=Count("pk", filter=Q(status=LicenseStatus.ACTIVE, expires_at__lte=now)),
+    )
+    by_type = dict(License.objects.order_by().values_list("license_type").annotate(n=Count("pk")))
+    by_module = dict(
+        License.objects.order_by()
+        .values_list("module_name")
+        .annotate(n=Count("pk"))
+        .order_by("module_name")
+    )
+    return {
+        "customers": {
+            "total": customers["total"],
+            "active": customers["active"],
+            "inactive": customers["total"] - customers["active"],
+        },
+        "licenses": {
+            "total": licenses["total"],
+            "active": licenses["total"] - licenses["revoked"] - licenses["expired"],
+            "revoked": licenses["revoked"],
+            "expired": licenses["expired"],
+            "by_type": {t: by_type.get(t, 0) for t in LicenseType.values},
+            "by_module": by_module,
+        },
+        "audit_logs": {"total": AuditLog.objects.count()},
+        "validations": {
+            "last_24h": _per_code(validation_counts(since=now - dt.timedelta(hours=24))),
+            "last_30d": _per_code(validation_counts(since=now - dt.timedelta(days=30))),
+        },
+    }
+
+
+class _CustomerStats(serializers.Serializer):
+    total = serializers.IntegerField()
+    active = serializers.IntegerField()
+    inactive = serializers.IntegerField()
+
+
+class _LicenseStats(serializers.Serializer):
+    total = serializers.IntegerField()
+    active = serializers.IntegerField()
+    revoked = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    by_type = serializers.DictField(child=serializers.IntegerField())
+    by_module = serializers.DictField(child=serializers.IntegerField())
+
+
+class _AuditStats(serializers.Serializer):
+    total = serializers.IntegerField()
+
+
+class _ValidationStats(serializers.Serializer):
+    last_24h = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Validations per code (all 13 codes)."
+    )
+    last_30d = serializers.DictField(child=serializers.IntegerField())
+
+
+class StatsSerializer(serializers.Serializer):
+    customers = _CustomerStats()
+    licenses = _LicenseStats()
+    audit_logs = _AuditStats()
+    validations = _ValidationStats()
+
+
+class AdminStatsView(APIView):
+    read_scope = Scope.ADMIN
+    write_scope = Scope.ADMIN
+
+    @extend_schema(
+        summary="Server statistics",
+        responses={200: StatsSerializer, **errors(*PROTECTED)},
+    )
+    def get(self, request):
+        return Response(stats_summary())
