@@ -26,6 +26,7 @@ expired, and not older (`seq`) than the list the verifier already holds.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -143,6 +144,40 @@ def public_key_from_pem(pem: bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
     return key
+
+
+def keys_from_jwks(document: object) -> dict[str, Ed25519PublicKey]:
+    """The verification keys of a JWKS document (e.g. `/.well-known/jwks.json`), by `kid`.
+
+    Only OKP/Ed25519 keys with a `kid`, meant for signatures (`use` absent or `sig`, `alg`
+    absent or `EdDSA`) and without private members are kept; other entries are skipped.
+    Raises ValueError when the document is not a JWKS at all.
+    """
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("not a JWKS document")
+    keys: dict[str, Ed25519PublicKey] = {}
+    for jwk in entries:
+        if not isinstance(jwk, dict) or "d" in jwk:
+            continue
+        kid, x = jwk.get("kid"), jwk.get("x")
+        if (
+            jwk.get("kty") != "OKP"
+            or jwk.get("crv") != "Ed25519"
+            or jwk.get("use", "sig") != "sig"
+            or jwk.get("alg", ALGORITHM) != ALGORITHM
+            or not isinstance(kid, str)
+            or not kid
+            or not isinstance(x, str)
+            or not _SEGMENT_RE.match(x)
+        ):
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+            keys[kid] = Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError:
+            continue
+    return keys
 
 
 # --- Claims -------------------------------------------------------------------------------
