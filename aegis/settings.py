@@ -5,10 +5,13 @@ django-environ. The variable names are those of the v0.8 server (see `.env.examp
 With ENVIRONMENT=production the process refuses to start on an insecure configuration.
 """
 
+import logging
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from aegis.logging import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_structlog",
     "corsheaders",
     "aegis",
     "customers",
@@ -61,6 +65,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "aegis.middleware.RequestContextMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",  # request_finished lines (aegis/logging.py)
     "aegis.api.middleware.APIBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -156,13 +161,11 @@ VALIDATION_ROLLUP_MINUTES_DAYS = env.int("VALIDATION_ROLLUP_MINUTES_DAYS", defau
 # --- Logging --------------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+# structlog for every logger; json: one object per line, secrets masked (aegis/logging.py).
+LOGGING = build_logging(log_format=LOG_FORMAT, level=LOG_LEVEL)
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # aegis binds the peer address, never X-Forwarded-For
+DJANGO_STRUCTLOG_USER_ID_FIELD = None  # the `actor` field says who
 
 # --- Security -------------------------------------------------------------------------------
 CORS_ORIGINS = env.list("CORS_ORIGINS", default=[])
