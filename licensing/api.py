@@ -214,7 +214,7 @@ class LicenseFilter(filters.FilterSet):
     def filter_search(self, queryset, name, value):
         match = (
             Q(module_name__icontains=value)
-            | Q(customer_id__icontains=value)
+            | Q(customer__id__icontains=value)
             | Q(customer__name__icontains=value)
             | Q(notes__icontains=value)
         )

@@ -13,8 +13,7 @@ from rest_framework.views import APIView
 
 from aegis.api.schema import PROTECTED, errors
 from aegis.models import Scope
-from audit.models import AuditLog
-from audit.selectors import validation_counts
+from audit.selectors import audit_log_total, validation_counts
 from customers.models import Customer
 from licensing.models import License, LicenseStatus, LicenseType
 from licensing.verification import Code
@@ -56,7 +55,7 @@ def stats_summary(*, now: dt.datetime | None = None) -> dict:
             "by_type": {t: by_type.get(t, 0) for t in LicenseType.values},
             "by_module": by_module,
         },
-        "audit_logs": {"total": AuditLog.objects.count()},
+        "audit_logs": {"total": audit_log_total()},
         "validations": {
             "last_24h": _per_code(validation_counts(since=now - dt.timedelta(hours=24))),
             "last_30d": _per_code(validation_counts(since=now - dt.timedelta(days=30))),

@@ -6,8 +6,12 @@ test is throttled by another's requests.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from aegis.models import Scope
@@ -66,6 +70,36 @@ def revoked_key(make_key):
     raw = make_key(Scope.ADMIN, "revoked-key")
     api_key_revoke(actor=ACTOR, prefix=raw.partition(".")[0])
     return raw
+
+
+@pytest.fixture
+def closed_database():
+    """A context manager under which the default connection really fails to connect:
+    PostgreSQL is looked for on a closed port, SQLite in a folder that does not exist.
+    Use with `django_db(transaction=True)` (no transaction is open around the test)."""
+
+    @contextlib.contextmanager
+    def closed():
+        saved_connection = connection.connection
+        saved_settings = dict(connection.settings_dict)
+        if connection.vendor == "postgresql":
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            connection.settings_dict.update(HOST="127.0.0.1", PORT=str(port))
+        else:
+            connection.settings_dict["NAME"] = "/nonexistent-aegis-dir/db.sqlite3"
+        connection.connection = None
+        try:
+            yield
+        finally:
+            if connection.connection is not None:
+                connection.connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved_settings)
+            connection.connection = saved_connection
+
+    return closed
 
 
 def assert_error(response, status: int, code: str) -> dict:
