@@ -4,13 +4,14 @@ once `import_licenses` has registered them."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 import uuid
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections, connection
 
 from audit.models import AuditLog
 from customers.models import Customer
@@ -200,3 +201,31 @@ def test_wrong_issuer_is_refused(db):
         services.license_import(actor=ACTOR, token=token)
     assert excinfo.value.verification_code == "WRONG_ISSUER"
     assert not Customer.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_imports_of_one_token_register_it_once(v08_key):
+    barrier = threading.Barrier(10)
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+
+    def import_():
+        try:
+            barrier.wait()
+            _license, created = services.license_import(actor=ACTOR, token=v08_token("perpetual"))
+            with lock:
+                outcomes.append(created)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=import_) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    close_old_connections()
+    assert sorted(outcomes) == [False] * 9 + [True]
+    assert License.objects.count() == 1 and Customer.objects.count() == 1
+    assert AuditLog.objects.filter(event_type="license.imported").count() == 1
+    assert AuditLog.objects.filter(event_type="customer.created").count() == 1

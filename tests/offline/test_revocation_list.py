@@ -263,3 +263,14 @@ def test_signing_unavailable_raises_the_domain_error(db, settings, tmp_path):
     settings.PRIVATE_KEY_PATH = tmp_path / "absent.private.pem"
     with pytest.raises(SigningUnavailable):
         revocations.revocation_list_get()
+
+
+def test_accepting_a_list_returns_a_new_verifier_and_keeps_known_revocations(
+    signed_list, make_license
+):
+    base = offline_verifier(revoked={"0BFB0CEF-A864-400F-83D4-E8C6BD41DDA5"})
+    holder = base.with_revocation_list(signed_list["token"])
+    assert base.revocation_list is None and len(base.revoked) == 1  # unchanged
+    assert holder.is_revoked("0bfb0cef-a864-400f-83d4-e8c6bd41dda5")  # ids compare as UUIDs
+    assert holder.revoked >= set(claims_of(signed_list["token"])["revoked"])
+    assert not holder.is_revoked(str(make_license().id))
