@@ -68,11 +68,10 @@ def test_permission_matrix(
 ):
     client = caller_client(caller, make_key, revoked_key)
     url = path.format(**world)
-    response = (
-        getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
-    )
+    call = getattr(client, method)
+    response = call(url, body, format="json") if body else call(url)
     if caller == "no key":
-        body = assert_error(response, 401, "not_authenticated")
+        assert_error(response, 401, "not_authenticated")
         assert "X-API-Key" in response["WWW-Authenticate"]
     elif caller in ("unknown key", "revoked key"):
         assert_error(response, 401, "invalid_api_key")
