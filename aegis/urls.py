@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aegis.views import HealthView, InfoView
@@ -24,6 +25,8 @@ urlpatterns = [
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     re_path(r"^health/?$", HealthView.as_view(), name="health"),
     re_path(r"^info/?$", InfoView.as_view(), name="info"),
+    # Prometheus text format; every gunicorn worker's values (aegis/metrics.py).
+    path("metrics", ExportToDjangoView, name="metrics"),
 ]
 
 # JSON error bodies under /api (CONTRACT §6), Django's pages elsewhere.

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aegis import metrics
 from aegis.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from audit.services import audit_record
 from customers.models import Customer
@@ -171,7 +172,8 @@ def license_issue(
     if instance_fingerprint:
         claims["instance_fingerprint"] = instance_fingerprint
     try:
-        token, kid = signing.sign(claims)
+        with metrics.signing_timer():
+            token, kid = signing.sign(claims)
     except signing.SigningKeyUnavailable as exc:
         raise SigningUnavailable() from exc
 
@@ -202,6 +204,7 @@ def license_issue(
             "key_id": kid,
         },
     )
+    metrics.license_issued(license_type)
     return license
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aegis import metrics
 from audit.services import audit_record
 from licensing import signing
 from licensing.models import License, LicenseStatus
@@ -132,4 +133,5 @@ def license_validate(
             "odoo_version": odoo_version,
         },
     )
+    metrics.validation_recorded(outcome.code)
     return outcome
