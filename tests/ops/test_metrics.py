@@ -4,7 +4,7 @@ django-prometheus's request metrics in the Prometheus text format."""
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError
+from django.db import transaction
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
@@ -28,13 +28,17 @@ def test_issue_counts_once_committed_and_times_signing(
     assert sample("aegis_signing_seconds_count") == signed + 1
 
 
-def test_a_rolled_back_issue_is_not_counted(
-    make_license, audit_insert_fails, django_capture_on_commit_callbacks
-):
+def test_a_rolled_back_issue_is_not_counted(make_license, django_capture_on_commit_callbacks):
+    """An issue inside a larger transaction that fails afterwards (a bulk import, say)."""
     issued = sample("aegis_licenses_issued_total", license_type="perpetual")
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(DatabaseError):
-        make_license()
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        with transaction.atomic():
+            make_license()
+            raise RuntimeError("the enclosing work failed")
     assert sample("aegis_licenses_issued_total", license_type="perpetual") == issued
+    with django_capture_on_commit_callbacks(execute=True):
+        make_license()
+    assert sample("aegis_licenses_issued_total", license_type="perpetual") == issued + 1
 
 
 def test_validations_are_counted_per_code(make_license, django_capture_on_commit_callbacks):
