@@ -31,10 +31,13 @@ def test_issue_counts_once_committed_and_times_signing(
 def test_a_rolled_back_issue_is_not_counted(make_license, django_capture_on_commit_callbacks):
     """An issue inside a larger transaction that fails afterwards (a bulk import, say)."""
     issued = sample("aegis_licenses_issued_total", license_type="perpetual")
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
-        with transaction.atomic():
-            make_license()
-            raise RuntimeError("the enclosing work failed")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        make_license()
+        raise RuntimeError("the enclosing work failed")
     assert sample("aegis_licenses_issued_total", license_type="perpetual") == issued
     with django_capture_on_commit_callbacks(execute=True):
         make_license()
