@@ -1,0 +1,54 @@
+"""GET /api/v1/admin/stats: the seed's counters plus validations per code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditLog
+from customers.services import customer_create
+from licensing.models import License
+from licensing.services import license_revoke
+from licensing.verification import Code
+from tests.api.conftest import ACTOR
+
+pytestmark = pytest.mark.django_db
+
+
+def test_stats(admin, anon, make_license):
+    customer_create(actor=ACTOR, id="OFF", name="Off", email="o@example.com", is_active=False)
+    make_license()
+    make_license(module_name="biz4a_hr", license_type="subscription", duration_days=30)
+    revoked = make_license(license_type="demo")
+    license_revoke(actor=ACTOR, license_id=revoked.id, reason="x")
+    expired = make_license(license_type="subscription", duration_days=10)
+    License.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - dt.timedelta(days=1))
+    valid = make_license()
+    for token, module in [(valid.token, "biz4a_payroll_drc"), (valid.token, "other"), ("x", "m")]:
+        anon.post(
+            "/api/v1/licenses/validate",
+            {"token": token, "module_name": module, "odoo_version": "17"},
+            format="json",
+        )
+
+    body = admin.get("/api/v1/admin/stats").json()
+    assert body["customers"] == {"total": 2, "active": 1, "inactive": 1}
+    assert body["licenses"] == {
+        "total": 5,
+        "active": 3,
+        "revoked": 1,
+        "expired": 1,
+        "by_type": {"perpetual": 2, "subscription": 2, "demo": 1},
+        "by_module": {"biz4a_hr": 1, "biz4a_payroll_drc": 4},
+    }
+    expected = {code.value: 0 for code in Code} | {
+        "VALID": 1,
+        "MODULE_MISMATCH": 1,
+        "MALFORMED": 1,
+    }
+    assert body["validations"] == {"last_24h": expected, "last_30d": expected}
+    # 2 customers, 5 issued, 1 revoked, 3 validations, the admin key's creation.
+    assert body["audit_logs"] == {"total": 12}
+    assert AuditLog.objects.count() == 12
