@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class AegisConfig(AppConfig):
@@ -7,3 +8,10 @@ class AegisConfig(AppConfig):
 
     def ready(self) -> None:
         from aegis import checks  # noqa: F401  (registers the system checks)
+
+
+class AegisAdminConfig(admin_apps.AdminConfig):
+    """`django.contrib.admin` with the back-office's own site (dashboard, branding)."""
+
+    default = False  # listed explicitly in INSTALLED_APPS; AegisConfig stays the default
+    default_site = "aegis.admin_site.AegisAdminSite"

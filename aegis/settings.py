@@ -40,7 +40,7 @@ ALLOWED_HOSTS = env.list(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "aegis.apps.AegisAdminConfig",  # django.contrib.admin with the dashboard site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
