@@ -1,6 +1,182 @@
-from django.contrib import admin
+"""API keys in the back-office: create (the key is shown once), list, revoke — all audited
+through aegis.services. Only the prefix is ever displayed; the hash is not a secret worth
+showing and the key itself is never stored."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
+
+from aegis.adminkit import ServiceAdmin, ServiceForm, actor_for
+from aegis.exceptions import DomainError
+from aegis.models import APIKey
+from aegis.services import APIKeyAlreadyRevoked, api_key_create, api_key_revoke
 
 # The library's own concrete model is unused: our scoped `aegis.APIKey` replaces it.
 if admin.site.is_registered(LibraryAPIKey):
     admin.site.unregister(LibraryAPIKey)
+
+
+class APIKeyCreateForm(ServiceForm):
+    class Meta:
+        model = APIKey
+        fields = ["name", "scope"]
+        help_texts = {"name": "Who uses the key, e.g. erp-integration. Shown in the audit log."}
+
+    def perform(self, actor: str) -> APIKey:
+        api_key, raw = api_key_create(
+            actor=actor, name=self.cleaned_data["name"], scope=self.cleaned_data["scope"]
+        )
+        api_key.raw_key = raw  # in memory only: shown once on the next page, never stored
+        return api_key
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(ServiceAdmin):
+    form = APIKeyCreateForm
+    list_display = ("name", "prefix_display", "scope", "created", "last_used_at", "state")
+    list_filter = ("scope", "revoked")
+    search_fields = ("name", "=prefix")
+    ordering = ("-created",)
+    radio_fields = {"scope": admin.VERTICAL}
+    actions = ["revoke_selected"]
+    readonly_fields = (
+        "name",
+        "prefix_display",
+        "scope",
+        "created",
+        "last_used_at",
+        "state",
+        "revoked_at",
+    )
+
+    def get_fields(self, request, obj=None):
+        return ["name", "scope"] if obj is None else list(self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    # A key is created or revoked, never edited nor deleted (its audit rows name it).
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request, obj=None):
+        return request.user.has_perm("aegis.change_apikey")
+
+    @admin.display(description="Prefix", ordering="prefix")
+    def prefix_display(self, obj: APIKey) -> str:
+        return format_html('<span class="aegis-mono">{}.…</span>', obj.prefix)
+
+    @admin.display(description="State", ordering="revoked")
+    def state(self, obj: APIKey) -> str:
+        if obj.revoked:
+            when = f" {obj.revoked_at:%Y-%m-%d}" if obj.revoked_at else ""
+            return format_html(
+                '<span class="aegis-badge aegis-badge-revoked">revoked{}</span>', when
+            )
+        return format_html('<span class="aegis-badge aegis-badge-active">active</span>')
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "API keys"} | (extra_context or {}))
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {"title": "Create an API key"} | (extra_context or {})
+        return super().add_view(request, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The one and only time the key is shown: rendered straight into this response,
+        never put in a message, a session or a redirect URL."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.model._meta,
+            "api_key": obj,
+            "raw_key": obj.raw_key,
+        }
+        response = TemplateResponse(request, "admin/aegis/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        api_key = self.get_object(request, unquote(object_id))
+        if api_key is not None:
+            extra_context = {
+                "can_revoke": self.has_revoke_permission(request) and not api_key.revoked,
+                "revoke_url": reverse("admin:aegis_apikey_revoke", args=[api_key.pk]),
+            } | (extra_context or {})
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- revoke --------------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name="aegis_apikey_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def revoke_view(self, request, object_id):
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        api_key = self.get_object(request, unquote(object_id))
+        if api_key is None:
+            raise Http404("No API key with this id.")
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            self._revoke(request, [api_key])
+            return HttpResponseRedirect(reverse("admin:aegis_apikey_change", args=[api_key.pk]))
+        return self._render_confirmation(request, [api_key], bulk=False)
+
+    @admin.action(description="Revoke selected API keys…", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        if request.POST.get("confirm") == "yes":
+            self._revoke(request, list(queryset))
+            return None
+        return self._render_confirmation(request, list(queryset), bulk=True)
+
+    def _revoke(self, request, keys: list[APIKey]) -> None:
+        actor = actor_for(request)
+        revoked = already = 0
+        for api_key in keys:
+            try:
+                api_key_revoke(actor=actor, prefix=api_key.prefix)
+            except APIKeyAlreadyRevoked:
+                already += 1
+            except DomainError as exc:
+                messages.error(request, f"{api_key.name}: {exc.detail}")
+            else:
+                revoked += 1
+        if revoked:
+            messages.success(
+                request,
+                f"Revoked {revoked} API key{'s' if revoked != 1 else ''}: "
+                "requests using it are refused from now on.",
+            )
+        if already:
+            messages.warning(request, f"{already} already revoked: nothing changed.")
+
+    def _render_confirmation(self, request, keys: list[APIKey], *, bulk: bool):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke API key" if len(keys) == 1 else f"Revoke {len(keys)} API keys",
+            "opts": self.model._meta,
+            "keys": keys,
+            "to_revoke": [k for k in keys if not k.revoked],
+            "bulk": bulk,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": request.get_full_path()
+            if bulk
+            else reverse("admin:aegis_apikey_change", args=[keys[0].pk]),
+        }
+        return TemplateResponse(request, "admin/aegis/apikey/revoke_confirmation.html", context)
