@@ -46,6 +46,9 @@ class APIBoundaryMiddleware:
             length = -1
         if length < 0:
             return error_response(400, "Invalid Content-Length header.", "bad_request")
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # A WSGI application never sees a chunked body: say so rather than read nothing.
+            return error_response(411, "Send the body with a Content-Length header.", None)
         if length > limit:
             return error_response(
                 413, f"The request body is larger than {limit} bytes.", "request_too_large"
@@ -77,7 +80,7 @@ class APIBoundaryMiddleware:
         if response.status_code < 400 or _is_json(response):
             return response
         try:
-            phrase = HTTPStatus(response.status_code).phrase
+            phrase = HTTPStatus(response.status_code).phrase.capitalize()
         except ValueError:
             phrase = "Error"
         replacement = error_response(response.status_code, f"{phrase}.")

@@ -49,6 +49,7 @@ _DESCRIPTIONS = {
     404: "No such resource (`not_found`, `license_not_found`, `customer_not_found`).",
     405: "Method not allowed on this path.",
     409: "Conflicts with the current state (see `code`).",
+    411: "A chunked body without Content-Length (`length_required`).",
     413: "The request body is larger than 64 KiB.",
     415: "The body is not `application/json`.",
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
@@ -68,7 +69,7 @@ def errors(*statuses: int, **overrides: str) -> dict[int, OpenApiResponse]:
 
 
 # Every request with a body, and every request at all, can meet these.
-BODY_ERRORS = (400, 413, 415)
+BODY_ERRORS = (400, 411, 413, 415)
 PROTECTED = (401, 403, 429, 503)
 PUBLIC = (429, 503)
 

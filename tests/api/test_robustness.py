@@ -156,6 +156,17 @@ def test_method_not_allowed_is_json_405(raw):
     assert_error(raw.get(VALIDATE), 405, "method_not_allowed")
 
 
+def test_chunked_body_without_length_is_411(raw):
+    response = raw.generic(
+        "POST",
+        VALIDATE,
+        b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert_error(response, 411, "length_required")
+
+
 def test_invalid_content_length_is_400(raw):
     response = raw.post(VALIDATE, GOOD, content_type="application/json", CONTENT_LENGTH="abc")
     assert_error(response, 400, "bad_request")
