@@ -23,7 +23,7 @@ def django_check(tmp_path, **env_vars) -> subprocess.CompletedProcess:
     }
     env |= {"KEYS_DIR": str(tmp_path), "KEY_ID": "prod"} | env_vars
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", "check", "--deploy"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -61,3 +61,25 @@ def test_production_refuses_a_world_readable_private_key(tmp_path):
         tmp_path, ENVIRONMENT="production", API_SECRET_KEY=STRONG_SECRET, ALLOWED_HOSTS="x.example"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_production_server_process_refuses_to_start_without_a_signing_key(tmp_path):
+    """What gunicorn loads (aegis.wsgi) refuses to come up; `migrate` still runs before keys exist."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "API_SECRET"))}
+    env |= {
+        "ENVIRONMENT": "production",
+        "API_SECRET_KEY": STRONG_SECRET,
+        "ALLOWED_HOSTS": "x.example",
+        "KEYS_DIR": str(tmp_path),
+        "KEY_ID": "prod",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", "import aegis.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "Refusing to start with ENVIRONMENT=production: signing key not found" in proc.stderr
