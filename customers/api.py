@@ -88,7 +88,10 @@ class CustomerFilter(filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List customers",
-        responses={200: CustomerSerializer(many=True), **errors(400, *PROTECTED)},
+        responses={
+            200: CustomerSerializer(many=True),
+            **errors(400, 404, *PROTECTED, e404="A page past the last one."),
+        },
     ),
     retrieve=extend_schema(
         summary="Get a customer",

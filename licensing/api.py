@@ -229,7 +229,10 @@ class LicenseFilter(filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List licenses",
-        responses={200: LicenseSerializer(many=True), **errors(400, *PROTECTED)},
+        responses={
+            200: LicenseSerializer(many=True),
+            **errors(400, 404, *PROTECTED, e404="A page past the last one."),
+        },
     ),
     retrieve=extend_schema(
         summary="Get a license",
@@ -282,6 +285,8 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             headers={"Location": location},
         )
 
+    @extend_schema(methods=["DELETE"], operation_id="licenses_revoke")
+    @extend_schema(methods=["POST"], operation_id="licenses_revoke_post")
     @extend_schema(
         summary="Revoke a license",
         description=(
@@ -311,9 +316,12 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Validate a license token (public)",
+        operation_id="licenses_validate",
         description=(
             "A well-formed request always answers 200; `code` names the first failing check "
-            "(CONTRACT §2), `valid` is true only for `VALID`. The license fields are filled "
+            "(MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, UNKNOWN_LICENSE, "
+            "REVOKED, SUSPENDED, MODULE_MISMATCH, VERSION_NOT_ALLOWED, FINGERPRINT_REQUIRED, "
+            "FINGERPRINT_MISMATCH), `valid` is true only for `VALID`. The license fields are filled "
             "whenever the token's signature verified."
         ),
         request=ValidateRequestSerializer,
@@ -348,8 +356,9 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         summary="Compute an instance fingerprint (public)",
+        operation_id="licenses_fingerprint",
         description='`"sha256:" + sha256(f"{db_uuid}:{domain}")`, where a full URL is reduced '
-        "to its host[:port] (CONTRACT §1).",
+        "to its host[:port]; no other normalisation, so the Odoo client computes the same.",
         request=FingerprintRequestSerializer,
         responses={200: FingerprintResponseSerializer, **errors(*BODY_ERRORS, *PUBLIC)},
         auth=[],

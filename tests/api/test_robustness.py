@@ -3,6 +3,8 @@ answers its status with the JSON error body."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -216,3 +218,21 @@ def test_unexpected_error_is_json_500_without_traceback(raw, make_key, monkeypat
     assert "secret" not in response.content.decode()
     assert "Traceback" not in body["detail"]
     assert connection.is_usable()
+
+
+def test_django_error_handlers_answer_json_under_api_only(rf):
+    from aegis.api.exceptions import handler404, handler500
+
+    api = handler500(rf.get("/api/v1/licenses"))
+    assert api.status_code == 500
+    assert json.loads(api.content) == {"detail": "Internal server error.", "code": "server_error"}
+    missing = handler404(rf.get("/api/v1/x"), None)
+    assert json.loads(missing.content) == {"detail": "Not found.", "code": "not_found"}
+    page = handler500(rf.get("/admin/"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_pages_outside_api_keep_django_errors(raw):
+    response = raw.get("/no-such-page")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
