@@ -53,5 +53,9 @@ check: dev-install  ## Django system checks and missing migrations
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+bench: install  ## Load-test the server on PostgreSQL with wrk (see bench/run.py; BENCH_ARGS=...)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && apt-get install -y -qq wrk; }; } || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:  ## Remove .venv, caches and the SQLite database
 	rm -rf $(VENV) .pytest_cache .ruff_cache db.sqlite3 staticfiles

@@ -1,0 +1,323 @@
+"""`make bench`: the server under load on this machine, ratios first.
+
+Starts the server with production settings on PostgreSQL under gunicorn, drives it with wrk
+on loopback and prints one table (also written to bench/results/latest.json):
+
+- validate requests/s and p50/p99 at 32 connections, the in-process ceiling measured in the
+  same run (PyJWT EdDSA verifications/s on one core × cores) and their ratio;
+- issue requests/s; license list and audit-log list p50/p99 on page 1 and at depth; stats.
+
+The benchmark database (`aegis_bench`, 1 million licenses and 10 million audit rows by
+default) is seeded once and kept between runs, so a run measures in well under five minutes;
+`--reseed` rebuilds it. Every process the harness starts is stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+RESULTS = ROOT / "bench" / "results"
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql: str, db: str = "postgres") -> str:
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tA", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def manage(env: dict, *args: str, capture: bool = True) -> str:
+    proc = subprocess.run(
+        [PY, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=capture,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout if capture else ""
+
+
+def ceiling_per_core(seconds: float = 3.0) -> float:
+    """PyJWT EdDSA verifications per second on one core, measured now."""
+    code = r"""
+import time, uuid, jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+key = Ed25519PrivateKey.generate()
+claims = {"jti": str(uuid.uuid4()), "iss": "https://license.biz4a.com", "iat": 1,
+          "customer": {"id": "C", "name": "N"},
+          "module": {"technical_name": "m", "allowed_major_versions": ["17"]},
+          "license_type": "perpetual"}
+token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "k"})
+pub = key.public_key()
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < SECONDS:
+    for _ in range(200):
+        jwt.decode(token, pub, algorithms=["EdDSA"])
+    n += 200
+print(n / (time.perf_counter() - start))
+""".replace("SECONDS", repr(seconds))
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def wrk(
+    url: str, script: str, *, connections: int, seconds: int, env: dict, threads: int = 2
+) -> dict:
+    cmd = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        f"bench/{script}",
+        url,
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
+    data = json.loads(line)
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["p50_ms"] = data["p50_us"] / 1000
+    data["p99_ms"] = data["p99_us"] / 1000
+    data["errors"] = sum(
+        data[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")
+    )
+    return data
+
+
+def worker_rss_kb(master_pid: int) -> list[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    pids = children.read_text().split() if children.exists() else []
+    sizes = []
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]))
+    return sizes
+
+
+def audit_cursor_at_depth(env: dict, fraction: float) -> str:
+    """A cursor pointing `fraction` of the way down the audit log (newest first)."""
+    db = env["BENCH_DB"]
+    total = int(psql("SELECT max(id) FROM audit_auditlog", db) or 0)
+    target = int(
+        psql(f"SELECT max(id) FROM audit_auditlog WHERE id <= {int(total * (1 - fraction))}", db)
+        or 0
+    )
+    created = psql(f"SELECT created_at FROM audit_auditlog WHERE id = {target}", db)
+    # DRF's cursor: base64 of a querystring with the position of the last item seen.
+    position = urllib.parse.urlencode({"p": created})
+    return base64.b64encode(position.encode()).decode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--licenses", type=int, default=1_000_000)
+    parser.add_argument("--audit", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=20, help="duration of the validate run")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)"
+    )
+    parser.add_argument(
+        "--worker-class", default=None, help="sync or gthread (default: gunicorn.conf.py)"
+    )
+    parser.add_argument("--reseed", action="store_true", help="rebuild the benchmark database")
+    parser.add_argument("--db", default="aegis_bench")
+    args = parser.parse_args()
+
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
+    keys_dir = ROOT / "bench" / ".keys"  # kept with the database: seeded tokens are signed by it
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "DJANGO"))},
+        "ENVIRONMENT": "production",
+        "DEBUG": "false",
+        "API_SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.db}",
+        "CACHE_URL": "redis://127.0.0.1:6379/15",
+        "RATE_LIMIT_ENABLED": "false",
+        "KEYS_DIR": str(keys_dir),
+        "KEY_ID": "aegis-bench",
+        "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom"),
+        "BENCH_DB": args.db,
+    }
+    (workdir / "prom").mkdir()
+
+    exists = psql(f"SELECT 1 FROM pg_database WHERE datname = '{args.db}'") == "1"
+    if args.reseed or not exists or not (keys_dir / "aegis-bench.private.pem").exists():
+        log(
+            f"creating {args.db} and seeding {args.licenses:,} licenses, {args.audit:,} audit rows (once)"
+        )
+        psql(f"DROP DATABASE IF EXISTS {args.db}")
+        psql(f"CREATE DATABASE {args.db}")
+        shutil.rmtree(keys_dir, ignore_errors=True)
+        manage(env, "migrate", "--noinput")
+        manage(env, "generate_keys")
+        seed_start = time.monotonic()
+        manage(
+            env,
+            "seed_demo_data",
+            "--customers",
+            str(args.customers),
+            "--licenses",
+            str(args.licenses),
+            "--audit",
+            str(args.audit),
+            capture=False,
+        )
+        log(f"seeded in {time.monotonic() - seed_start:.0f} s")
+    else:
+        manage(env, "migrate", "--noinput")
+    api_key = manage(
+        env, "create_api_key", "--name", "bench", "--scope", "admin", "--quiet"
+    ).strip()
+
+    tokens_file = workdir / "tokens.txt"
+    rows = psql(
+        "SELECT l.token || ' ' || l.module_name FROM licensing_license l JOIN customers_customer c "
+        "ON c.id = l.customer_id WHERE l.status = 'active' AND c.is_active "
+        "AND (l.expires_at IS NULL OR l.expires_at > now()) AND l.allowed_major_versions ? '17' LIMIT 2000",
+        args.db,
+    )
+    tokens_file.write_text(rows + "\n")
+    env |= {"BENCH_TOKENS": str(tokens_file), "BENCH_API_KEY": api_key}
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [PY, "-m", "gunicorn", "aegis.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    if (ROOT / "gunicorn.conf.py").exists():
+        cmd += ["-c", str(ROOT / "gunicorn.conf.py")]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    if args.worker_class:
+        cmd += ["--worker-class", args.worker_class]
+    server_log = (workdir / "gunicorn.log").open("w")
+    server = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit(f"server did not start; see {workdir / 'gunicorn.log'}")
+
+        results: dict = {"machine": {"cores": os.cpu_count()}}
+        log("measuring the in-process ceiling (PyJWT EdDSA verify, one core)")
+        per_core = ceiling_per_core()
+        results["ceiling_per_core"] = per_core
+        results["ceiling"] = per_core * (os.cpu_count() or 1)
+
+        log("warming up")
+        wrk(f"{base}/api/v1/licenses/validate", "validate.lua", connections=32, seconds=3, env=env)
+        rss_before = worker_rss_kb(server.pid)
+        log(f"validate: 32 connections, {args.seconds} s")
+        results["validate"] = wrk(
+            f"{base}/api/v1/licenses/validate",
+            "validate.lua",
+            connections=32,
+            seconds=args.seconds,
+            env=env,
+        )
+        rss_after = worker_rss_kb(server.pid)
+        results["worker_rss_kb"] = {"before": rss_before, "after": rss_after}
+
+        log("issue: 8 connections, 10 s")
+        results["issue"] = wrk(
+            f"{base}/api/v1/licenses", "issue.lua", connections=8, seconds=10, env=env
+        )
+
+        gets = {
+            "licenses page 1": "/api/v1/licenses?page_size=50",
+            "licenses filtered": "/api/v1/licenses?page_size=50&module_name=biz4a_payroll_drc&status=active&license_type=subscription",
+            "licenses by customer": "/api/v1/licenses?page_size=50&customer_id=DEMO-0000042",
+            "licenses page 1000": "/api/v1/licenses?page_size=50&page=1000",
+            "audit page 1": "/api/v1/admin/audit-logs?page_size=50",
+            "audit at depth 90%": f"/api/v1/admin/audit-logs?page_size=50&cursor={urllib.parse.quote(audit_cursor_at_depth(env, 0.9))}",
+            "audit by type": "/api/v1/admin/audit-logs?page_size=50&event_type=license.revoked",
+            "stats": "/api/v1/admin/stats",
+        }
+        results["reads"] = {}
+        for name, path in gets.items():
+            log(f"{name}: 4 connections, 5 s")
+            results["reads"][name] = wrk(
+                f"{base}{path}", "get.lua", connections=4, seconds=5, env=env
+            )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        server_log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    v = results["validate"]
+    results["ratio_validate_to_ceiling"] = v["rps"] / results["ceiling"]
+    results["elapsed_s"] = time.monotonic() - started
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+
+    print()
+    print(f"AEGIS benchmark — {os.cpu_count()} cores, gunicorn + PostgreSQL, wrk on loopback")
+    print(f"{'figure':<34}{'value':>14}")
+    print("-" * 48)
+    print(f"{'validate / ceiling':<34}{results['ratio_validate_to_ceiling']:>14.2f}")
+    print(f"{'validate req/s (32 conn)':<34}{v['rps']:>14,.0f}")
+    print(f"{'validate p50 / p99 ms':<34}{v['p50_ms']:>7.1f} /{v['p99_ms']:>5.1f}")
+    print(f"{'ceiling: EdDSA verify/s × cores':<34}{results['ceiling']:>14,.0f}")
+    print(f"{'issue req/s (8 conn)':<34}{results['issue']['rps']:>14,.0f}")
+    for name, r in results["reads"].items():
+        print(f"{name + ' p50 / p99 ms':<34}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}")
+    errors = sum(
+        r["errors"] + r["non_2xx_3xx"] for r in [v, results["issue"], *results["reads"].values()]
+    )
+    print(f"{'errors and non-2xx (all runs)':<34}{errors:>14}")
+    print(
+        f"{'worker RSS before → after (MB)':<34}{sum(rss_before) / 1024:>6.0f} → {sum(rss_after) / 1024:.0f}"
+    )
+    print(f"{'elapsed s':<34}{results['elapsed_s']:>14.0f}")
+    print(f"results: {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
