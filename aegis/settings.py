@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "aegis.middleware.RequestContextMiddleware",
     "django_structlog.middlewares.RequestMiddleware",  # request_finished lines (aegis/logging.py)
+    "aegis.routers.ReplicaReadsMiddleware",  # lists and stats may read the replica
     "aegis.api.middleware.APIBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +119,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
     )
+# DATABASE_REPLICA_URL: a streaming replica of the primary. GET requests of the list and
+# statistics routes read from it; writes, the validate lookup and authentication never do
+# (aegis/routers.py). Test runs use one database: the replica alias mirrors the primary.
+if "DATABASE_REPLICA_URL" in os.environ:
+    DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["aegis.routers.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
