@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": AEGIS_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs and the schema are public: no key is read there, so a stale one cannot 401.
+    "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
