@@ -54,7 +54,6 @@ class ValidationOutcome:
     def from_claims(cls, code: Code, claims: Mapping[str, Any] | None) -> ValidationOutcome:
         if claims is None:
             return cls(code)
-        exp = claims.get("exp")
         return cls(
             code=code,
             license_id=claims["jti"],
@@ -62,8 +61,18 @@ class ValidationOutcome:
             customer_id=claims["customer"]["id"],
             customer_name=claims["customer"]["name"],
             module_name=claims["module"]["technical_name"],
-            expires_at=dt.datetime.fromtimestamp(exp, tz=dt.UTC) if exp is not None else None,
+            expires_at=_instant(claims.get("exp")),
         )
+
+
+def _instant(exp: int | None) -> dt.datetime | None:
+    # An `exp` beyond the calendar (only a foreign signer could produce one) reads as none.
+    if exp is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(exp, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _server_state(jti: str) -> Code | None:

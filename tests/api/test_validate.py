@@ -359,3 +359,10 @@ def test_validate_is_throttled_per_ip_before_any_database_work(
 
 def test_fingerprint_algorithm_matches_the_contract():
     assert compute_fingerprint(DB_UUID, DOMAIN) == BOUND_TO
+
+
+def test_an_exp_beyond_the_calendar_does_not_break_the_answer(anon):
+    response = validate(anon, sign(license_type="subscription", exp=2**62))
+    assert response.status_code == 200
+    assert response.json()["code"] == "UNKNOWN_LICENSE"
+    assert response.json()["expires_at"] is None
