@@ -4,8 +4,10 @@ showing and the key itself is never stored."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -37,8 +39,16 @@ class APIKeyCreateForm(ServiceForm):
         return api_key
 
 
+class PrefixChangeList(ChangeList):
+    def url_for_result(self, result):
+        return reverse("admin:aegis_apikey_change", args=[result.prefix])
+
+
 @admin.register(APIKey)
 class APIKeyAdmin(ServiceAdmin):
+    """Keys are addressed by their prefix in every URL and form: the library's primary key
+    embeds the hash, which has no business in URLs, logs or pages."""
+
     form = APIKeyCreateForm
     list_display = ("name", "prefix_display", "scope", "created", "last_used_at", "state")
     list_filter = ("scope", "revoked")
@@ -58,6 +68,37 @@ class APIKeyAdmin(ServiceAdmin):
 
     def get_fields(self, request, obj=None):
         return ["name", "scope"] if obj is None else list(self.readonly_fields)
+
+    # --- addressing by prefix ----------------------------------------------------------------
+
+    def get_object(self, request, object_id, from_field=None):
+        if "$" in object_id:  # a primary key, e.g. from an old "recent actions" link
+            return super().get_object(request, object_id, from_field)
+        return self.get_queryset(request).filter(prefix=object_id).first()
+
+    def get_changelist(self, request, **kwargs):
+        return PrefixChangeList
+
+    def action_checkbox(self, obj):
+        checkbox = forms.CheckboxInput({"class": "action-select"}, lambda value: False)
+        return checkbox.render(admin.helpers.ACTION_CHECKBOX_NAME, obj.prefix)
+
+    def changelist_view(self, request, extra_context=None):
+        name = admin.helpers.ACTION_CHECKBOX_NAME
+        if request.method == "POST" and name in request.POST:
+            # Actions select keys by prefix; Django's action machinery filters by pk.
+            post = request.POST.copy()
+            prefixes = post.getlist(name)
+            pks = dict(APIKey.objects.filter(prefix__in=prefixes).values_list("prefix", "pk"))
+            post.setlist(name, [pks.get(prefix, prefix) for prefix in prefixes])
+            request.POST = post
+        return super().changelist_view(request, {"title": "API keys"} | (extra_context or {}))
+
+    def history_view(self, request, object_id, extra_context=None):
+        api_key = self.get_object(request, unquote(object_id))
+        if api_key is not None:
+            object_id = quote(api_key.pk)  # the history is recorded under the primary key
+        return super().history_view(request, object_id, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -83,10 +124,7 @@ class APIKeyAdmin(ServiceAdmin):
             return format_html(
                 '<span class="aegis-badge aegis-badge-revoked">revoked{}</span>', when
             )
-        return format_html('<span class="aegis-badge aegis-badge-active">active</span>')
-
-    def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "API keys"} | (extra_context or {}))
+        return format_html('<span class="aegis-badge aegis-badge-{}">{}</span>', "active", "active")
 
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {"title": "Create an API key"} | (extra_context or {})
@@ -111,7 +149,7 @@ class APIKeyAdmin(ServiceAdmin):
         if api_key is not None:
             extra_context = {
                 "can_revoke": self.has_revoke_permission(request) and not api_key.revoked,
-                "revoke_url": reverse("admin:aegis_apikey_revoke", args=[api_key.pk]),
+                "revoke_url": reverse("admin:aegis_apikey_revoke", args=[api_key.prefix]),
             } | (extra_context or {})
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -135,7 +173,7 @@ class APIKeyAdmin(ServiceAdmin):
             raise Http404("No API key with this id.")
         if request.method == "POST" and request.POST.get("confirm") == "yes":
             self._revoke(request, [api_key])
-            return HttpResponseRedirect(reverse("admin:aegis_apikey_change", args=[api_key.pk]))
+            return HttpResponseRedirect(reverse("admin:aegis_apikey_change", args=[api_key.prefix]))
         return self._render_confirmation(request, [api_key], bulk=False)
 
     @admin.action(description="Revoke selected API keys…", permissions=["revoke"])
@@ -177,6 +215,6 @@ class APIKeyAdmin(ServiceAdmin):
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "cancel_url": request.get_full_path()
             if bulk
-            else reverse("admin:aegis_apikey_change", args=[keys[0].pk]),
+            else reverse("admin:aegis_apikey_change", args=[keys[0].prefix]),
         }
         return TemplateResponse(request, "admin/aegis/apikey/revoke_confirmation.html", context)
