@@ -127,8 +127,12 @@ class CustomerAdmin(ServiceAdmin):
     @admin.display(description="Status", ordering="is_active")
     def status(self, obj: Customer) -> str:
         if obj.is_active:
-            return format_html('<span class="aegis-badge aegis-badge-active">Active</span>')
-        return format_html('<span class="aegis-badge aegis-badge-revoked">Inactive</span>')
+            return format_html(
+                '<span class="aegis-badge aegis-badge-{}">{}</span>', "active", "Active"
+            )
+        return format_html(
+            '<span class="aegis-badge aegis-badge-{}">{}</span>', "revoked", "Inactive"
+        )
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, obj: Customer) -> str:

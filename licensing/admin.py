@@ -241,7 +241,7 @@ class LicenseAdmin(ServiceAdmin):
     @admin.display(description="Expires", ordering="expires_at")
     def expires(self, obj: License) -> str:
         if obj.expires_at is None:
-            return format_html('<span class="aegis-muted">never</span>')
+            return format_html('<span class="aegis-muted">{}</span>', "never")
         return format_html(
             '<span class="aegis-nowrap">{}</span>',
             timezone.localtime(obj.expires_at).strftime("%Y-%m-%d"),
@@ -355,7 +355,7 @@ class LicenseAdmin(ServiceAdmin):
         suffix = (
             ""
             if obj.customer.is_active
-            else format_html(' <span class="aegis-badge aegis-badge-revoked">inactive</span>')
+            else format_html(' <span class="aegis-badge aegis-badge-revoked">{}</span>', "inactive")
         )
         return format_html('<a href="{}">{}</a>{}', url, obj.customer, suffix)
 
@@ -382,7 +382,7 @@ class LicenseAdmin(ServiceAdmin):
     @admin.display(description="Instance fingerprint")
     def fingerprint_display(self, obj: License) -> str:
         if not obj.instance_fingerprint:
-            return format_html('<span class="aegis-muted">Not bound: any instance</span>')
+            return format_html('<span class="aegis-muted">{}</span>', "Not bound: any instance")
         return format_html('<span class="aegis-mono">{}</span>', obj.instance_fingerprint)
 
     @admin.display(description="Token")
