@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.urls import reverse
@@ -63,6 +64,8 @@ def test_the_trail_of_a_license_and_of_a_customer(boss, make_license):
         ("license.issued", first.pk),
     ]
     assert listed(f"?q={second.pk}") == [("license.issued", second.pk)]
+    page = boss.get(AUDIT_LIST + f"?license_id={first.pk}").content.decode()
+    assert re.search(r'class="paginator">\s*2\s+entries\s', page)
     assert len(listed("?customer_id=CUST-001")) == 4  # created, 2 issued, revoked
     assert listed("?q=CUST-001") == listed("?customer_id=CUST-001")
     assert listed("?license_id=not-a-uuid") == []
