@@ -35,6 +35,9 @@ def test_staff_issue_verify_revoke_and_audit_a_license(
     page = browser_context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Console errors include Content-Security-Policy violations (a blocked script or style).
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.on("response", lambda r: r.status >= 400 and errors.append(f"{r.status} {r.url}"))
     step = iter(range(1, 100))
 
     def shot(name: str) -> None:
@@ -167,4 +170,4 @@ def test_staff_issue_verify_revoke_and_audit_a_license(
     assert "license.revoked" in page.locator("#recent-actions-module").inner_text()
     shot("dashboard")
 
-    assert errors == []  # no JavaScript error on any page
+    assert errors == []  # no JavaScript error and no CSP violation on any page
