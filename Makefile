@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev-install run test lint fmt check migrate keys bench clean
+.PHONY: help install dev-install run test browser-deps lint fmt check migrate keys bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ run: keys  ## Set everything up (SQLite unless DATABASE_URL is set) and serve on
 
 test: dev-install  ## Run the whole suite (PostgreSQL when DATABASE_URL is set, else SQLite)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+browser-deps:  ## Install Debian's chromium for the browser tests (as root: apt-get)
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 lint: dev-install  ## ruff lint and format check
 	$(BIN)/ruff check .
