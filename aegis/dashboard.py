@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditLog
-from audit.selectors import VALIDATED, validation_counts, validations_per_day
+from audit.selectors import validation_counts, validations_per_day
 from customers.models import Customer
 from licensing.models import License
 from licensing.verification import Code
@@ -100,10 +100,10 @@ def dashboard_context(request) -> dict[str, Any]:
         series = validations_per_day(days=CHART_DAYS)
         context["validations_chart"] = validations_chart(series)
         context["validations_30d_total"] = sum(n for _, n in series)
+        # State changes are the chained rows (audit/chain.py): newest first straight from the
+        # chain's index, however many validation rows were written since.
         context["recent_events"] = list(
-            AuditLog.objects.exclude(event_type=VALIDATED).order_by("-created_at", "-id")[
-                :RECENT_EVENTS
-            ]
+            AuditLog.objects.filter(chain_seq__isnull=False).order_by("-chain_seq")[:RECENT_EVENTS]
         )
         context["audit_url"] = reverse("admin:audit_auditlog_changelist")
     return context
