@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
@@ -39,6 +40,19 @@ class APIKeyCreateForm(ServiceForm):
         return api_key
 
 
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"active", "revoked"}:
+            return queryset.filter(revoked=self.value() == "revoked")
+        return queryset
+
+
 class PrefixChangeList(ChangeList):
     def url_for_result(self, result):
         return reverse("admin:aegis_apikey_change", args=[result.prefix])
@@ -50,8 +64,8 @@ class APIKeyAdmin(ServiceAdmin):
     embeds the hash, which has no business in URLs, logs or pages."""
 
     form = APIKeyCreateForm
-    list_display = ("name", "prefix_display", "scope", "created", "last_used_at", "state")
-    list_filter = ("scope", "revoked")
+    list_display = ("name", "prefix_display", "scope_code", "created_on", "last_used", "state")
+    list_filter = (StateFilter, "scope")
     search_fields = ("name", "=prefix")
     ordering = ("-created",)
     radio_fields = {"scope": admin.VERTICAL}
@@ -116,6 +130,20 @@ class APIKeyAdmin(ServiceAdmin):
     @admin.display(description="Prefix", ordering="prefix")
     def prefix_display(self, obj: APIKey) -> str:
         return format_html('<span class="aegis-mono">{}.…</span>', obj.prefix)
+
+    @admin.display(description="Scope", ordering="scope")
+    def scope_code(self, obj: APIKey) -> str:
+        return format_html('<span class="aegis-mono">{}</span>', obj.scope)
+
+    @admin.display(description="Created", ordering="created")
+    def created_on(self, obj: APIKey) -> str:
+        return timezone.localtime(obj.created).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, obj: APIKey) -> str:
+        if obj.last_used_at is None:
+            return format_html('<span class="aegis-muted">{}</span>', "never")
+        return timezone.localtime(obj.last_used_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="State", ordering="revoked")
     def state(self, obj: APIKey) -> str:

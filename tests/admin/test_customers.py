@@ -163,3 +163,11 @@ def test_the_license_form_customer_picker_offers_active_customers_only(boss, cus
         },
     )
     assert [r["id"] for r in response.json()["results"]] == ["CUST-001"]
+
+
+def test_a_customer_added_from_the_issue_forms_popup_is_handed_back(boss):
+    response = boss.post(ADD + "?_to_field=id&_popup=1", form(id="NEWCO") | {"_popup": "1"})
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/popup_response.html"
+    assert "&quot;value&quot;: &quot;NEWCO&quot;" in response.content.decode()
+    assert AuditLog.objects.get(event_type="customer.created").customer_id == "NEWCO"
