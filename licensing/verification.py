@@ -121,8 +121,14 @@ def instance_domain(value: str) -> str:
 
 def compute_fingerprint(db_uuid: str, domain: str) -> str:
     """`"sha256:" + sha256(f"{db_uuid}:{domain}")` with the domain reduced as above."""
-    material = f"{db_uuid}:{instance_domain(domain)}".encode()
+    material = _utf8(f"{db_uuid}:{instance_domain(domain)}")
     return "sha256:" + hashlib.sha256(material).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    # "surrogatepass": a lone surrogate (valid in JSON, not in UTF-8) compares and hashes
+    # like any other character instead of raising out of the verifier.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def is_fingerprint(value: object) -> bool:
@@ -298,6 +304,16 @@ def _list_claims_well_formed(claims: object) -> bool:
 # --- The verifier -------------------------------------------------------------------------
 
 
+def _is_canonical_segment(segment: str) -> bool:
+    """True when `segment` is THE base64url spelling of its bytes: only the alphabet, no
+    padding, no line break, unused low bits zero. Each token then has exactly one spelling,
+    whatever PyJWT version a vendoring client runs (lenient decoders accept variants)."""
+    if not _SEGMENT_RE.fullmatch(segment) or len(segment) % 4 == 1:
+        return False
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == segment
+
+
 class Verifier:
     """Verifies tokens against a `kid → Ed25519PublicKey` map.
 
@@ -335,7 +351,7 @@ class Verifier:
         if not isinstance(token, str) or not 0 < len(token) <= max_length:
             return None
         segments = token.split(".")
-        if len(segments) != 3 or not all(_SEGMENT_RE.match(s) for s in segments):
+        if len(segments) != 3 or not all(_is_canonical_segment(s) for s in segments):
             return None
         try:
             parsed = self._jws.decode_complete(token, options={"verify_signature": False})
@@ -378,7 +394,7 @@ class Verifier:
         problem = self._signature_problem(token, header)
         if problem is not None:
             return Result(problem)
-        if not hmac.compare_digest(claims["iss"].encode(), self.issuer.encode()):
+        if not hmac.compare_digest(_utf8(claims["iss"]), _utf8(self.issuer)):
             return Result(Code.WRONG_ISSUER, claims, header)
         if "exp" in claims and self._expired(claims["exp"]):
             return Result(Code.EXPIRED, claims, header)
@@ -413,7 +429,7 @@ class Verifier:
                 presented = compute_fingerprint(instance_db_uuid, instance_domain)
             else:
                 return Result(Code.FINGERPRINT_REQUIRED, claims)
-            if not hmac.compare_digest(presented.encode(), bound_to.encode()):
+            if not hmac.compare_digest(_utf8(presented), _utf8(bound_to)):
                 return Result(Code.FINGERPRINT_MISMATCH, claims)
         return Result(Code.VALID, claims)
 
@@ -448,7 +464,7 @@ class Verifier:
         problem = self._signature_problem(token, header)
         if problem is not None:
             raise RevocationListRejected(ListRejection(problem.value))
-        if not hmac.compare_digest(claims["iss"].encode(), self.issuer.encode()):
+        if not hmac.compare_digest(_utf8(claims["iss"]), _utf8(self.issuer)):
             raise RevocationListRejected(ListRejection.WRONG_ISSUER)
         if self._expired(claims["exp"]):
             raise RevocationListRejected(ListRejection.EXPIRED)
