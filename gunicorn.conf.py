@@ -1,0 +1,79 @@
+"""gunicorn settings for AEGIS License Server (`gunicorn -c gunicorn.conf.py aegis.wsgi`).
+
+Every value comes from the environment, with a production default:
+
+  PORT / GUNICORN_BIND      listen address (default 0.0.0.0:$PORT, PORT 8000)
+  WEB_CONCURRENCY           worker processes (default 2 x CPUs + 1)
+  GUNICORN_WORKER_CLASS     gthread (default) or sync
+  GUNICORN_THREADS          threads per gthread worker (default 4)
+  GUNICORN_TIMEOUT          seconds before a silent worker is restarted (default 30)
+  GUNICORN_GRACEFUL_TIMEOUT seconds to finish requests on restart (default 30)
+  GUNICORN_KEEPALIVE        seconds to keep an idle connection (default 5)
+  GUNICORN_MAX_REQUESTS     recycle a worker after this many requests (default 2000, 0: never)
+  GUNICORN_ACCESS_LOG       "-" (default: stdout) or a file; empty: no access log
+  GUNICORN_PROXY_PROTOCOL   off (default) | v1 | v2 | auto: take the client address from
+                            the load balancer's PROXY protocol header
+  FORWARDED_ALLOW_IPS       proxies trusted for X-Forwarded-Proto (default 127.0.0.1)
+  PROMETHEUS_MULTIPROC_DIR  where workers keep their metrics (default: a fresh temp dir)
+
+Logs use the application's format (LOG_FORMAT, json by default): see aegis/gunicorn_logging.py.
+"""
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_env_int('PORT', 8000)}"
+workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = _env_int("GUNICORN_THREADS", 4)
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = max_requests // 10
+# Django is loaded once in the master and forked: faster starts, and a broken configuration
+# (ENVIRONMENT=production refusing an insecure setting) stops the master at once.
+preload_app = True
+
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logger_class = "aegis.gunicorn_logging.GunicornLogger"
+os.environ.setdefault("LOG_FORMAT", "json")
+
+proxy_protocol = os.environ.get("GUNICORN_PROXY_PROTOCOL", "off")
+proxy_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The control socket is not used; it would need a writable $HOME.
+control_socket_disable = True
+
+# --- Prometheus multiprocess mode -------------------------------------------------------------
+# Each worker writes its metric values to files in this directory and /metrics adds them up.
+# It is set and emptied here, when gunicorn reads this file: before the preloaded app imports
+# prometheus_client, and so that counters never carry over from a previous run.
+_metrics_dir = Path(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="aegis-metrics-")
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+if _metrics_dir.exists():
+    for _entry in _metrics_dir.iterdir():
+        if _entry.is_dir():
+            shutil.rmtree(_entry)
+        else:
+            _entry.unlink()
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
