@@ -237,13 +237,16 @@ def per_day(start: dt.date, *, now: dt.datetime | None = None) -> Counter:
     counts: Counter = Counter()
     with transaction.atomic(using=DB):
         watermark = locked_watermark()
-        hours = (
+        days = (
             ValidationRollup.objects.using(DB)
             .filter(period=ValidationRollup.HOUR, start__gte=since)
-            .values_list("start", "count")
+            .annotate(day=TruncDate("start", tzinfo=dt.UTC))
+            .values_list("day")
+            .annotate(n=Sum("count"))
+            .order_by()
         )
-        for hour, n in hours:
-            counts[hour.astimezone(dt.UTC).date()] += n
+        for day, n in days:
+            counts[day] += n
         tail = (
             raw(watermark, folded=False)
             .filter(created_at__gte=since)
