@@ -29,6 +29,7 @@ settings.register_profile(
     max_examples=150,
     deadline=None,
     derandomize=True,
+    database=None,  # nothing written into the working tree
     print_blob=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -626,14 +626,16 @@ def test_one_spelling_per_token_even_under_a_lenient_jose_library(anon, real, mo
 
 @pytest.fixture
 def frozen_clock(monkeypatch):
-    """`freeze(t)`: the server's verifier reads the time as `t` until the next call."""
+    """`freeze(t)`: every verifier built from the key ring (the server's included) reads the
+    time as `t` until the next call."""
     now: list[float] = [0.0]
-    real_verifier = signing.verifier
+    build = signing.KeyRing.verifier
 
-    def verifier(**kwargs):
-        return real_verifier(clock=lambda: now[0], **kwargs)
+    def verifier(ring, **kwargs):
+        return build(ring, **{"clock": lambda: now[0], **kwargs})
 
-    monkeypatch.setattr(signing, "verifier", verifier)
+    monkeypatch.setattr(signing.KeyRing, "verifier", verifier)
+    signing.reset()
 
     def freeze(instant: float) -> None:
         now[0] = instant
