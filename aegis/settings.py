@@ -235,6 +235,10 @@ CONTENT_SECURITY_POLICY = {
 # key elsewhere; <count>/<second|minute|hour|day>. RATE_LIMIT_ENABLED=false turns both off.
 THROTTLE_RATE_PUBLIC = env.str("THROTTLE_RATE_PUBLIC", default="600/min")
 THROTTLE_RATE_API_KEY = env.str("THROTTLE_RATE_API_KEY", default="3000/min")
+# Wrong API keys per client IP; past it, that address gets 429 for any key until the window
+# ends, before any database lookup (aegis/api/authentication.py). Counted even when the
+# key was merely malformed.
+THROTTLE_RATE_FAILED_API_KEY = env.str("THROTTLE_RATE_FAILED_API_KEY", default="30/min")
 # Request bodies under /api larger than this are refused with 413.
 API_MAX_BODY_BYTES = 64 * 1024
 

@@ -3,6 +3,11 @@
 Keys are looked up by prefix and checked against their SHA-512 hash by
 djangorestframework-api-key (one query). A key is read from the `X-API-Key` header only,
 never from the query string or the body, so it does not end up in access logs or caches.
+
+Guessing keys does not pay: wrong keys are counted per client address
+(`THROTTLE_RATE_FAILED_API_KEY`, default 30/min), and an address over that count gets 429
+for any key until the window ends — before the database is asked. Authentication runs
+before DRF's throttles, which therefore never see a wrong key.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
 from aegis import actors
+from aegis.api import ratelimit
+from aegis.middleware import client_ip
 from aegis.models import APIKey, Scope
 from aegis.services import api_key_mark_used
 
@@ -29,6 +37,32 @@ _KEY_SHAPE = re.compile(r"^[A-Za-z0-9]{1,16}\.[A-Za-z0-9]{1,128}$")
 class InvalidAPIKey(exceptions.AuthenticationFailed):
     default_detail = "Invalid API key."
     default_code = "invalid_api_key"
+
+
+class TooManyInvalidKeys(exceptions.Throttled):
+    default_detail = "Too many invalid API keys from this address."
+
+
+class FailedKeyGuard:
+    """Counts wrong API keys per client address (REMOTE_ADDR only, like the throttles)."""
+
+    def __init__(self, request) -> None:
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        self.limit, self.period = ratelimit.parse_rate(settings.THROTTLE_RATE_FAILED_API_KEY)
+        self.name = f"badkey:{client_ip(request) or 'unknown'}"
+
+    def refuse_if_over(self) -> None:
+        """429 when this address already sent too many wrong keys in this window."""
+        if not self.enabled:
+            return
+        failures, remaining = ratelimit.count(self.name, self.period)
+        if failures >= self.limit:
+            raise TooManyInvalidKeys(wait=ratelimit.retry_after(remaining))
+
+    def failed(self) -> InvalidAPIKey:
+        if self.enabled:
+            ratelimit.hit(self.name, self.period)
+        return InvalidAPIKey()
 
 
 @dataclass(frozen=True)
@@ -60,14 +94,17 @@ class APIKeyUser:
 
 class APIKeyAuthentication(BaseAuthentication):
     """`X-API-Key: <key>`. No header: not authenticated here (the next class may try).
-    An unknown, revoked or expired key: 401 `invalid_api_key`."""
+    An unknown, revoked or expired key: 401 `invalid_api_key`; from an address that sent
+    too many of those: 429 `throttled`, whatever the key."""
 
     def authenticate(self, request):
         raw = request.META.get(_META_KEY)
         if raw is None:
             return None
+        guard = FailedKeyGuard(request)
+        guard.refuse_if_over()  # before any lookup: a flood of guesses costs no query
         if not _KEY_SHAPE.match(raw):
-            raise InvalidAPIKey()
+            raise guard.failed()
         prefix = raw.partition(".")[0]
         now = timezone.now()
         api_key = (
@@ -76,7 +113,7 @@ class APIKeyAuthentication(BaseAuthentication):
             .first()
         )
         if api_key is None or not api_key.is_valid(raw):
-            raise InvalidAPIKey()
+            raise guard.failed()
         api_key_mark_used(api_key=api_key, now=now)
         return APIKeyUser(api_key), api_key
 

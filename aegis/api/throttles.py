@@ -5,38 +5,23 @@ add — is limited without extra code. Public views (validate, fingerprint, heal
 authentication classes, so the client IP is the identity and the check runs before any
 database work.
 
-A fixed window counter in Django's default cache (`CACHE_URL`: Redis in production, shared by
-every worker and instance): two O(1) cache operations per request, where DRF's sliding-window
-throttles load and store the whole request history on every call.
+A fixed window counter in Django's default cache (`aegis.api.ratelimit`; `CACHE_URL`: Redis
+in production, shared by every worker and instance): two O(1) cache operations per request,
+where DRF's sliding-window throttles load and store the whole request history on every call.
+Wrong API keys are limited before this throttle runs, by the authentication class.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import time
-
 from django.conf import settings
-from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
 
+from aegis.api import ratelimit
 from aegis.api.authentication import APIKeyUser
+from aegis.api.ratelimit import parse_rate
 from aegis.middleware import client_ip
 
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@functools.cache
-def parse_rate(rate: str) -> tuple[int, int]:
-    """`"600/min"` → (600, 60). Periods: s[econd], m[in[ute]], h[our], d[ay]."""
-    try:
-        count, _, period = rate.partition("/")
-        return int(count), _PERIODS[period.strip()[:1].lower()]
-    except (KeyError, ValueError):
-        raise ImproperlyConfigured(
-            f"Invalid throttle rate {rate!r}: use <count>/<second|minute|hour|day>, e.g. 600/min"
-        ) from None
+__all__ = ["ClientRateThrottle", "parse_rate"]
 
 
 class ClientRateThrottle(BaseThrottle):
@@ -55,18 +40,9 @@ class ClientRateThrottle(BaseThrottle):
             return True
         kind, ident, rate = self.identify(request)
         limit, period = parse_rate(rate)
-        now = time.time()
-        window = int(now // period)
-        key = f"throttle:{kind}:{ident}:{period}:{window}"
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the counter expired between add() and incr()
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
-        self._wait = (window + 1) * period - now
+        count, self._wait = ratelimit.hit(f"{kind}:{ident}", period)
         return count <= limit
 
     def wait(self) -> float:
         # Seconds until the window resets; at least one, so Retry-After is never 0.
-        return max(1, math.ceil(self._wait))
+        return ratelimit.retry_after(self._wait)

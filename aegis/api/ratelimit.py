@@ -1,0 +1,58 @@
+"""Fixed-window counters in Django's default cache (`CACHE_URL`: Redis in production, shared
+by every worker and instance), used by the request throttles and by the failed-API-key
+guard. Two O(1) cache operations per counted event."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@functools.cache
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"600/min"` → (600, 60). Periods: s[econd], m[in[ute]], h[our], d[ay]."""
+    try:
+        count, _, period = rate.partition("/")
+        return int(count), _PERIODS[period.strip()[:1].lower()]
+    except (KeyError, ValueError):
+        raise ImproperlyConfigured(
+            f"Invalid throttle rate {rate!r}: use <count>/<second|minute|hour|day>, e.g. 600/min"
+        ) from None
+
+
+def _window(name: str, period: int) -> tuple[str, float]:
+    """The cache key of the current window of `name`, and the seconds until it ends."""
+    now = time.time()
+    window = int(now // period)
+    return f"throttle:{name}:{period}:{window}", (window + 1) * period - now
+
+
+def hit(name: str, period: int) -> tuple[int, float]:
+    """Count one event for `name` in the current window; return (events counted in this
+    window, seconds until it ends)."""
+    key, remaining = _window(name, period)
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the counter expired between add() and incr()
+        cache.add(key, 1, timeout=period + 1)
+        count = 1
+    return count, remaining
+
+
+def count(name: str, period: int) -> tuple[int, float]:
+    """(events counted for `name` in the current window, seconds until it ends); counts
+    nothing."""
+    key, remaining = _window(name, period)
+    return int(cache.get(key) or 0), remaining
+
+
+def retry_after(remaining: float) -> int:
+    """Whole seconds for `Retry-After`: at least one, never 0."""
+    return max(1, math.ceil(remaining))
