@@ -2,7 +2,7 @@
 {field: [messages]}` for field errors.
 
 `exception_handler` is DRF's EXCEPTION_HANDLER: it maps DRF's exceptions, the services'
-`DomainError`s and an unreachable database. `handler404`/`handler500` (and the middleware)
+`DomainError`s, an unreachable database and a database that refuses a write (503). `handler404`/`handler500` (and the middleware)
 give the same body to what never reaches a DRF view under `/api`.
 """
 
@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 
 from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -25,6 +25,13 @@ from aegis.exceptions import DomainError
 logger = logging.getLogger("aegis.api")
 
 DATABASE_UNAVAILABLE = ("The database is unavailable; try again shortly.", "database_unavailable")
+# Any other database error: the database refused the statement (the audit row could not be
+# written, a disk is full, a trigger raised). The transaction was rolled back, so nothing
+# changed: fail closed, and let the client retry.
+DATABASE_REFUSED = (
+    "The request could not be completed and nothing was changed; try again shortly.",
+    "service_unavailable",
+)
 
 # The code of an error body built from a bare status (middleware, handler404/500).
 STATUS_CODES = {
@@ -103,6 +110,12 @@ def exception_handler(exc, context):
         logger.error("database unavailable: %s", exc.__class__.__name__)
         set_rollback()
         return Response(error_body(*DATABASE_UNAVAILABLE), status=503)
+
+    if isinstance(exc, DatabaseError):
+        # Logged with its traceback (it may be a bug); the client sees no detail of it.
+        logger.error("database error: %s", exc.__class__.__name__, exc_info=exc)
+        set_rollback()
+        return Response(error_body(*DATABASE_REFUSED), status=503)
 
     if isinstance(exc, exceptions.ValidationError):
         set_rollback()

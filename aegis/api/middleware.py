@@ -9,9 +9,14 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
-from aegis.api.exceptions import DATABASE_UNAVAILABLE, error_response, is_api_path
+from aegis.api.exceptions import (
+    DATABASE_REFUSED,
+    DATABASE_UNAVAILABLE,
+    error_response,
+    is_api_path,
+)
 
 logger = logging.getLogger("aegis.api")
 
@@ -72,6 +77,11 @@ class APIBoundaryMiddleware:
         if isinstance(exception, OperationalError | InterfaceError):
             logger.error("database unavailable: %s", exception.__class__.__name__)
             return error_response(503, *DATABASE_UNAVAILABLE)
+        if isinstance(exception, DatabaseError):
+            logger.error(
+                "database error on %s %s", request.method, request.path, exc_info=exception
+            )
+            return error_response(503, *DATABASE_REFUSED)
         logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return error_response(500, "Internal server error.")
 
