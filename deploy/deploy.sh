@@ -17,6 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV_FILE="${ENV_FILE:-.env}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-120}"
+# The API container reads the same file (docker-compose.prod.yml: AEGIS_ENV_FILE).
+case "$ENV_FILE" in
+  /*) AEGIS_ENV_FILE="$ENV_FILE" ;;
+  *) AEGIS_ENV_FILE="$PWD/$ENV_FILE" ;;
+esac
+export AEGIS_ENV_FILE
 COMPOSE=(docker compose -f deploy/docker-compose.prod.yml --env-file "$ENV_FILE")
 
 log() { printf '==> %s\n' "$*"; }
