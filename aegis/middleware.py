@@ -8,7 +8,7 @@ import uuid
 from aegis import context
 
 # An incoming X-Request-ID is kept only when it is short and plain, so it cannot inject into logs.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 def client_ip(request) -> str | None:

@@ -6,6 +6,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 
+from aegis.api.filters import InstantFilter
 from aegis.api.pagination import NewestFirstCursorPagination
 from aegis.api.schema import PROTECTED, errors
 from aegis.models import Scope
@@ -38,12 +39,10 @@ class AuditLogFilter(filters.FilterSet):
     license_id = filters.UUIDFilter()
     customer_id = filters.CharFilter(max_length=50)
     actor = filters.CharFilter(max_length=200, help_text="e.g. `api_key:erp`, `user:alice`")
-    since = filters.IsoDateTimeFilter(
+    since = InstantFilter(
         field_name="created_at", lookup_expr="gte", help_text="At or after (ISO 8601)."
     )
-    until = filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="Before (ISO 8601)."
-    )
+    until = InstantFilter(field_name="created_at", lookup_expr="lt", help_text="Before (ISO 8601).")
 
     class Meta:
         model = AuditLog

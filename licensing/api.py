@@ -19,7 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from aegis.api.authentication import actor_of
-from aegis.api.filters import StableOrderingFilter
+from aegis.api.filters import InstantFilter, StableOrderingFilter
 from aegis.api.schema import BODY_ERRORS, PROTECTED, PUBLIC, errors
 from aegis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from aegis.models import Scope
@@ -193,8 +193,8 @@ class LicenseFilter(filters.FilterSet):
     module_name = filters.CharFilter(max_length=128)
     license_type = filters.ChoiceFilter(choices=LicenseType.choices)
     status = filters.ChoiceFilter(choices=STATUS_CHOICES, method="filter_status")
-    expires_before = filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt")
-    expires_after = filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="gt")
+    expires_before = InstantFilter(field_name="expires_at", lookup_expr="lt")
+    expires_after = InstantFilter(field_name="expires_at", lookup_expr="gt")
     search = filters.CharFilter(
         method="filter_search",
         max_length=200,

@@ -18,7 +18,7 @@ from aegis.exceptions import Conflict, NotFound, ValidationFailed
 from audit.services import audit_record
 from licensing import signing, verification
 
-KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_PEM_BYTES = 16 * 1024
 
 

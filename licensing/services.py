@@ -30,8 +30,8 @@ from licensing import signing
 from licensing.models import License, LicenseStatus, LicenseType
 from licensing.verification import Code, is_fingerprint
 
-MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,127}$")
-MAJOR_VERSION_RE = re.compile(r"^\d{1,3}$")
+MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,127}\Z")
+MAJOR_VERSION_RE = re.compile(r"^\d{1,3}\Z")
 MAX_NOTES = 10_000
 MAX_REASON = 1_000
 

@@ -51,10 +51,10 @@ MAX_TOKEN_LENGTH = 16 * 1024
 REVOCATION_LIST_TYP = "aegis-rl+jwt"
 MAX_REVOCATION_LIST_LENGTH = 8 * 1024 * 1024
 _ALLOWED_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
-_FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # "17", "17.0", "17.0+e", "saas~17.2" → "17"
-_ODOO_VERSION_RE = re.compile(r"^(?:saas~)?(\d{1,4})(?:\.\d{1,4})*(?:\+e)?$")
+_ODOO_VERSION_RE = re.compile(r"^(?:saas~)?(\d{1,4})(?:\.\d{1,4})*(?:\+e)?\Z")
 
 
 class Code(StrEnum):

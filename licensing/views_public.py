@@ -12,13 +12,19 @@ import json
 
 from django.utils.cache import get_conditional_response
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aegis.api.schema import errors
 from licensing import revocations, signing
 
 MAX_AGE = 300
@@ -56,7 +62,9 @@ class JWKSView(APIView):
         responses={
             200: inline_serializer(
                 "JWKS", {"keys": inline_serializer("JWK", _JWK_FIELDS, many=True)}
-            )
+            ),
+            304: OpenApiResponse(description="Unchanged since the `If-None-Match` ETag."),
+            **errors(429),
         },
     )
     def get(self, request):
@@ -89,6 +97,7 @@ class RevocationListView(APIView):
                 OpenApiTypes.STR,
                 OpenApiParameter.QUERY,
                 description="Only the licenses of this module (an Odoo technical name).",
+                pattern=r"^[a-z][a-z0-9_]{1,127}$",
             )
         ],
         responses={
@@ -99,7 +108,15 @@ class RevocationListView(APIView):
                     "seq": serializers.IntegerField(),
                     "expires_at": serializers.DateTimeField(),
                 },
-            )
+            ),
+            304: OpenApiResponse(description="Unchanged since the `If-None-Match` ETag."),
+            **errors(
+                400,
+                429,
+                503,
+                e400="`module` is not an Odoo technical name.",
+                e503="No usable signing key to sign the list.",
+            ),
         },
     )
     def get(self, request):
