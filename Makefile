@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev-install run test browser-deps lint fmt check migrate keys bench bench-admin clean
+.PHONY: help install dev-install run test browser-deps lint fmt check migrate keys bench bench-admin loadtest clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ check: dev-install  ## Django system checks and missing migrations
 bench: install  ## Load-test the server on PostgreSQL with wrk (see bench/run.py; BENCH_ARGS=...)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && apt-get install -y -qq wrk; }; } || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+loadtest: install  ## Bounded load on loopback: zero 5xx, throttles hold, no audit row lost (LOADTEST_ARGS=--seconds 30)
+	$(PY) bench/load.py $(LOADTEST_ARGS)
 
 bench-admin: install  ## Time the back-office lists with 100,000 licenses (bench/admin_changelist.py)
 	$(PY) bench/admin_changelist.py $(BENCH_ARGS)
