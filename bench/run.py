@@ -18,6 +18,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -129,6 +130,46 @@ def worker_rss_kb(master_pid: int) -> list[int]:
     return sizes
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int | str, *, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process, plus its reaped children when asked."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime (recycled workers)
+    return ticks / CLK_TCK
+
+
+def postgres_pids(db: str) -> list[str]:
+    """The PostgreSQL backends serving `db` and the server's own writers (WAL, checkpoints):
+    other databases on the machine are not counted."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and (
+            f" {db} " in title or title.endswith(("walwriter", "checkpointer", "background writer"))
+        ):
+            pids.append(cmdline.parent.name)
+    return pids
+
+
+def cpu_split(master_pid: int, pg_pids: list[str]) -> dict[str, float]:
+    """CPU seconds used so far by the server (master, workers, recycled workers) and by
+    the given PostgreSQL processes."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    workers = children.read_text().split() if children.exists() else []
+    server = _proc_cpu(master_pid, children=True) + sum(_proc_cpu(pid) for pid in workers)
+    return {"server": server, "postgres": sum(_proc_cpu(pid) for pid in pg_pids)}
+
+
 def audit_cursor_at_depth(env: dict, fraction: float) -> str:
     """A cursor pointing `fraction` of the way down the audit log (newest first)."""
     db = env["BENCH_DB"]
@@ -150,13 +191,32 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=20, help="duration of the validate run")
     parser.add_argument(
+        "--connections", type=int, default=32, help="wrk connections of the validate run"
+    )
+    parser.add_argument(
         "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)"
     )
     parser.add_argument(
         "--worker-class", default=None, help="sync or gthread (default: gunicorn.conf.py)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads per gthread worker (default: conf)"
+    )
     parser.add_argument("--reseed", action="store_true", help="rebuild the benchmark database")
     parser.add_argument("--db", default="aegis_bench")
+    parser.add_argument(
+        "--only",
+        choices=["validate"],
+        default=None,
+        help="run only this scenario (quick comparisons); the full table needs every run",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server, e.g. VALIDATION_CACHE_SIZE=0 (repeatable)",
+    )
     args = parser.parse_args()
 
     if not shutil.which("wrk"):
@@ -180,10 +240,25 @@ def main() -> None:
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom"),
         "BENCH_DB": args.db,
     }
+    for assignment in args.set:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants NAME=VALUE, not {assignment!r}")
+        env[name] = value
     (workdir / "prom").mkdir()
 
     exists = psql(f"SELECT 1 FROM pg_database WHERE datname = '{args.db}'") == "1"
-    if args.reseed or not exists or not (keys_dir / "aegis-bench.private.pem").exists():
+    # Seeded means the loader finished (it writes its audit row last, in its transaction).
+    seeded = (
+        exists
+        and psql("SELECT to_regclass('audit_auditlog') IS NOT NULL", args.db) == "t"
+        and psql(
+            "SELECT EXISTS (SELECT 1 FROM audit_auditlog WHERE event_type = 'demo_data.seeded')",
+            args.db,
+        )
+        == "t"
+    )
+    if args.reseed or not seeded or not (keys_dir / "aegis-bench.private.pem").exists():
         log(
             f"creating {args.db} and seeding {args.licenses:,} licenses, {args.audit:,} audit rows (once)"
         )
@@ -193,8 +268,10 @@ def main() -> None:
         manage(env, "migrate", "--noinput")
         manage(env, "generate_keys")
         seed_start = time.monotonic()
+        # The loader refuses ENVIRONMENT=production (it writes straight into the tables);
+        # the database and the keys are the same, only the guard differs.
         manage(
-            env,
+            env | {"ENVIRONMENT": "development"},
             "seed_demo_data",
             "--customers",
             str(args.customers),
@@ -205,6 +282,10 @@ def main() -> None:
             capture=False,
         )
         log(f"seeded in {time.monotonic() - seed_start:.0f} s")
+        # What the rollup cron does in production: fold the seeded validations once, so the
+        # statistics measure the steady state rather than a ten-million-row catch-up.
+        manage(env, "rollup_validations", capture=False)
+        log(f"seeded and folded in {time.monotonic() - seed_start:.0f} s")
     else:
         manage(env, "migrate", "--noinput")
     api_key = manage(
@@ -230,6 +311,9 @@ def main() -> None:
         cmd += ["--workers", str(args.workers)]
     if args.worker_class:
         cmd += ["--worker-class", args.worker_class]
+    if args.threads or args.worker_class == "sync":
+        # gunicorn silently runs gthread when a sync worker is given more than one thread.
+        cmd += ["--threads", str(args.threads or 1)]
     server_log = (workdir / "gunicorn.log").open("w")
     server = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True
@@ -251,69 +335,111 @@ def main() -> None:
         results["ceiling"] = per_core * (os.cpu_count() or 1)
 
         log("warming up")
-        wrk(f"{base}/api/v1/licenses/validate", "validate.lua", connections=32, seconds=3, env=env)
+        wrk(
+            f"{base}/api/v1/licenses/validate",
+            "validate.lua",
+            connections=args.connections,
+            seconds=3,
+            env=env,
+        )
         rss_before = worker_rss_kb(server.pid)
-        log(f"validate: 32 connections, {args.seconds} s")
+        # Backends opened during the warm-up (persistent connections) serve the run.
+        pg_pids = postgres_pids(args.db)
+        cpu_before = cpu_split(server.pid, pg_pids)
+        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        log(f"validate: {args.connections} connections, {args.seconds} s")
         results["validate"] = wrk(
             f"{base}/api/v1/licenses/validate",
             "validate.lua",
-            connections=32,
+            connections=args.connections,
             seconds=args.seconds,
             env=env,
         )
+        results["validate"]["connections"] = args.connections
+        cpu_after = cpu_split(server.pid, pg_pids)
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         rss_after = worker_rss_kb(server.pid)
         results["worker_rss_kb"] = {"before": rss_before, "after": rss_after}
-
-        log("issue: 8 connections, 10 s")
-        results["issue"] = wrk(
-            f"{base}/api/v1/licenses", "issue.lua", connections=8, seconds=10, env=env
-        )
-
-        gets = {
-            "licenses page 1": "/api/v1/licenses?page_size=50",
-            "licenses filtered": "/api/v1/licenses?page_size=50&module_name=biz4a_payroll_drc&status=active&license_type=subscription",
-            "licenses by customer": "/api/v1/licenses?page_size=50&customer_id=DEMO-0000042",
-            "licenses page 1000": "/api/v1/licenses?page_size=50&page=1000",
-            "audit page 1": "/api/v1/admin/audit-logs?page_size=50",
-            "audit at depth 90%": f"/api/v1/admin/audit-logs?page_size=50&cursor={urllib.parse.quote(audit_cursor_at_depth(env, 0.9))}",
-            "audit by type": "/api/v1/admin/audit-logs?page_size=50&event_type=license.revoked",
-            "stats": "/api/v1/admin/stats",
-        }
-        results["reads"] = {}
-        for name, path in gets.items():
-            log(f"{name}: 4 connections, 5 s")
-            results["reads"][name] = wrk(
-                f"{base}{path}", "get.lua", connections=4, seconds=5, env=env
+        # Where the two cores went during the validate run: CPU ms per validation.
+        done = max(results["validate"]["requests"], 1)
+        results["validate_cpu_ms"] = {
+            name: (cpu_after[name] - cpu_before[name]) * 1000 / done for name in cpu_after
+        } | {
+            "wrk": (
+                wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
             )
+            * 1000
+            / done
+        }
+
+        if args.only is None:
+            run_other_scenarios(results, base, env)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         server_log.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    report(results, started)
 
+
+def run_other_scenarios(results: dict, base: str, env: dict) -> None:
+    log("issue: 8 connections, 10 s")
+    results["issue"] = wrk(
+        f"{base}/api/v1/licenses", "issue.lua", connections=8, seconds=10, env=env
+    )
+    depth = urllib.parse.quote(audit_cursor_at_depth(env, 0.9))
+    gets = {
+        "licenses page 1": "/api/v1/licenses?page_size=50",
+        "licenses filtered": "/api/v1/licenses?page_size=50&module_name=biz4a_payroll_drc&status=active&license_type=subscription",
+        "licenses by customer": "/api/v1/licenses?page_size=50&customer_id=DEMO-0000042",
+        "licenses page 1000": "/api/v1/licenses?page_size=50&page=1000",
+        "audit page 1": "/api/v1/admin/audit-logs?page_size=50",
+        "audit at depth 90%": f"/api/v1/admin/audit-logs?page_size=50&cursor={depth}",
+        "audit by type": "/api/v1/admin/audit-logs?page_size=50&event_type=license.revoked",
+        "stats": "/api/v1/admin/stats",
+    }
+    results["reads"] = {}
+    for name, path in gets.items():
+        log(f"{name}: 4 connections, 5 s")
+        results["reads"][name] = wrk(f"{base}{path}", "get.lua", connections=4, seconds=5, env=env)
+
+
+def report(results: dict, started: float) -> None:
     v = results["validate"]
     results["ratio_validate_to_ceiling"] = v["rps"] / results["ceiling"]
     results["elapsed_s"] = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
 
+    cpu = results["validate_cpu_ms"]
+    rss = results["worker_rss_kb"]
+    runs = [
+        v,
+        *([results["issue"]] if "issue" in results else []),
+        *results.get("reads", {}).values(),
+    ]
+    errors = sum(r["errors"] + r["non_2xx_3xx"] for r in runs)
     print()
     print(f"AEGIS benchmark — {os.cpu_count()} cores, gunicorn + PostgreSQL, wrk on loopback")
     print(f"{'figure':<34}{'value':>14}")
     print("-" * 48)
     print(f"{'validate / ceiling':<34}{results['ratio_validate_to_ceiling']:>14.2f}")
-    print(f"{'validate req/s (32 conn)':<34}{v['rps']:>14,.0f}")
+    label = f"validate req/s ({v['connections']} conn)"
+    print(f"{label:<34}{v['rps']:>14,.0f}")
     print(f"{'validate p50 / p99 ms':<34}{v['p50_ms']:>7.1f} /{v['p99_ms']:>5.1f}")
     print(f"{'ceiling: EdDSA verify/s × cores':<34}{results['ceiling']:>14,.0f}")
-    print(f"{'issue req/s (8 conn)':<34}{results['issue']['rps']:>14,.0f}")
-    for name, r in results["reads"].items():
-        print(f"{name + ' p50 / p99 ms':<34}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}")
-    errors = sum(
-        r["errors"] + r["non_2xx_3xx"] for r in [v, results["issue"], *results["reads"].values()]
+    print(
+        f"{'validate CPU ms: app / pg / wrk':<34}"
+        f"{cpu['server']:>5.2f} /{cpu['postgres']:>4.2f} /{cpu['wrk']:>4.2f}"
     )
+    if "issue" in results:
+        print(f"{'issue req/s (8 conn)':<34}{results['issue']['rps']:>14,.0f}")
+    for name, r in results.get("reads", {}).items():
+        print(f"{name + ' p50 / p99 ms':<34}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}")
     print(f"{'errors and non-2xx (all runs)':<34}{errors:>14}")
     print(
-        f"{'worker RSS before → after (MB)':<34}{sum(rss_before) / 1024:>6.0f} → {sum(rss_after) / 1024:.0f}"
+        f"{'worker RSS before → after (MB)':<34}"
+        f"{sum(rss['before']) / 1024:>6.0f} → {sum(rss['after']) / 1024:.0f}"
     )
     print(f"{'elapsed s':<34}{results['elapsed_s']:>14.0f}")
     print(f"results: {RESULTS / 'latest.json'}")
