@@ -174,6 +174,9 @@ DEFAULT_DEMO_DURATION_DAYS = env.int("DEFAULT_DEMO_DURATION_DAYS", default=30)
 DEMO_MAX_DURATION_DAYS = env.int("DEMO_MAX_DURATION_DAYS", default=90)
 SUBSCRIPTION_MAX_DURATION_DAYS = env.int("SUBSCRIPTION_MAX_DURATION_DAYS", default=3650)
 VALIDATION_LEEWAY_SECONDS = env.int("VALIDATION_LEEWAY_SECONDS", default=0)
+# Tokens whose signature verified, kept per worker process so a client presenting the same
+# token again skips the Ed25519 check (licensing/validation.py); 0 turns the cache off.
+VALIDATION_CACHE_SIZE = env.int("VALIDATION_CACHE_SIZE", default=20_000)
 REVOCATION_LIST_TTL_HOURS = env.int("REVOCATION_LIST_TTL_HOURS", default=24)
 
 # --- Statistics (audit/rollups.py) ----------------------------------------------------------
