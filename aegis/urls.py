@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from aegis.views import HealthView, InfoView
-from licensing import views_public
+from licensing import validate_view, views_public
 
 admin.site.site_header = "AEGIS License Server"
 admin.site.site_title = "AEGIS License Server"
@@ -23,6 +23,8 @@ urlpatterns = [
         name="license-revocations",
     ),
     path("admin/", admin.site.urls),
+    # The validate hot path; it hands every unusual request to the documented action.
+    re_path(r"^api/v1/licenses/validate/?$", validate_view.validate, name="license-validate-fast"),
     path("api/v1/", include("aegis.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file (/docs?script): no inline script,

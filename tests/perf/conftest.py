@@ -1,0 +1,10 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters live in the cache: no test is throttled by another's requests."""
+    cache.clear()
+    yield
+    cache.clear()
