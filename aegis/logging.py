@@ -91,7 +91,12 @@ def describe_requests(logger, method_name, event_dict):
 def _renderer(log_format: str):
     if log_format == "json":
         return structlog.processors.JSONRenderer(sort_keys=False)
-    return structlog.dev.ConsoleRenderer(colors=False)
+    # Plain tracebacks: with `rich` importable (a development dependency pulls it in), structlog
+    # would render every frame's locals, unmasked (tokens, keys) and, for large objects,
+    # without bound.
+    return structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.plain_traceback
+    )
 
 
 _EXTRAS = (

@@ -32,6 +32,24 @@ DATABASE_REFUSED = (
     "The request could not be completed and nothing was changed; try again shortly.",
     "service_unavailable",
 )
+# The shared cache behind the rate limits (Redis) is unreachable: refuse rather than serve
+# unthrottled, as for the database.
+CACHE_UNAVAILABLE = (
+    "The rate-limit store is unavailable; try again shortly.",
+    "service_unavailable",
+)
+
+
+def is_cache_outage(exc: BaseException) -> bool:
+    """A connection to the cache (Redis through django-redis or Django's own backend) failed."""
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - both are runtime dependencies
+        return False
+    return isinstance(exc, ConnectionInterrupted | RedisConnectionError | RedisTimeoutError)
+
 
 # The code of an error body built from a bare status (middleware, handler404/500).
 STATUS_CODES = {
@@ -110,6 +128,11 @@ def exception_handler(exc, context):
         logger.error("database unavailable: %s", exc.__class__.__name__)
         set_rollback()
         return Response(error_body(*DATABASE_UNAVAILABLE), status=503)
+
+    if is_cache_outage(exc):
+        logger.error("cache unavailable: %s", exc.__class__.__name__)
+        set_rollback()
+        return Response(error_body(*CACHE_UNAVAILABLE), status=503)
 
     if isinstance(exc, DatabaseError):
         # Logged with its traceback (it may be a bug); the client sees no detail of it.

@@ -12,10 +12,12 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from aegis.api.exceptions import (
+    CACHE_UNAVAILABLE,
     DATABASE_REFUSED,
     DATABASE_UNAVAILABLE,
     error_response,
     is_api_path,
+    is_cache_outage,
 )
 
 logger = logging.getLogger("aegis.api")
@@ -77,6 +79,9 @@ class APIBoundaryMiddleware:
         if isinstance(exception, OperationalError | InterfaceError):
             logger.error("database unavailable: %s", exception.__class__.__name__)
             return error_response(503, *DATABASE_UNAVAILABLE)
+        if is_cache_outage(exception):
+            logger.error("cache unavailable: %s", exception.__class__.__name__)
+            return error_response(503, *CACHE_UNAVAILABLE)
         if isinstance(exception, DatabaseError):
             logger.error(
                 "database error on %s %s", request.method, request.path, exc_info=exception

@@ -155,6 +155,30 @@ def test_raw_keys_are_never_stored_nor_logged(make_key, customer, capsys):
     assert {row.event_data["prefix"] for row in created} == {r.split(".")[0] for r in raws}
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_logged_traceback_never_shows_frame_locals(make_key, log_format):
+    """A key (or a token) held in a local variable of a failing frame stays out of the log,
+    whatever renders the traceback (with `rich` importable, structlog's text renderer would
+    print every frame's locals)."""
+    raw = make_key(Scope.ADMIN)
+    secret_half = raw.split(".")[1]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(log_format))
+    logger = logging.getLogger("aegis.security.test")
+    logger.addHandler(handler)
+    try:
+        held = {"unmasked": secret_half}  # noqa: F841  (a local the traceback could show)
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("failure while holding a key")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "boom" in written and "RuntimeError" in written
+    assert secret_half not in written
+
+
 # --- Guessing keys: 429 per address, before the database ------------------------------------
 
 

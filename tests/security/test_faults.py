@@ -3,6 +3,7 @@
 - the database unreachable: 503 JSON on /health, validate, issue and revoke — never
   `valid: true`, never a traceback — and the same process answers again once it is back;
 - the audit row cannot be written: the change does not happen and the caller gets a 503;
+- the rate-limit cache (Redis) unreachable: 503 JSON, nothing served unthrottled;
 - the signing key missing, unreadable, unusable or too widely readable: a production server
   process refuses to start and says why; in development it starts, logs why, and /health
   names the failing part (never the path).
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
+from django.test import override_settings
 
 from audit.models import AuditLog
 from customers.models import Customer
@@ -118,6 +120,39 @@ def test_the_process_reconnects_after_an_outage_without_a_restart(anon, make_key
     revoked = issuer.delete(f"{LICENSES}/{license.id}/revoke", {"reason": "back"}, format="json")
     assert revoked.status_code == 200
     assert validate(anon, license.token).json()["code"] == "REVOKED"
+
+
+@pytest.fixture
+def cache_unreachable():
+    """The shared cache (Redis, behind every rate limit) on a port where nothing listens;
+    restored before the suite's own cache clean-up runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        yield
+
+
+@pytest.mark.django_db
+def test_a_cache_outage_answers_503_json_and_changes_nothing(
+    anon, make_key, make_license, cache_unreachable
+):
+    """Rate limits cannot be enforced: refuse (503), as for the database, rather than serve
+    unthrottled or answer 500."""
+    license = make_license()
+    issuer = client_with(make_key("issuer"))
+    before = AuditLog.objects.count()
+    assert_unavailable(validate(anon, license.token), "service_unavailable")
+    assert_unavailable(anon.get("/health"), "service_unavailable")
+    assert_unavailable(issuer.post(LICENSES, ISSUE, format="json"), "service_unavailable")
+    assert_unavailable(issuer.get(LICENSES, HTTP_X_API_KEY="wrong.key"), "service_unavailable")
+    assert License.objects.count() == 1 and AuditLog.objects.count() == before
 
 
 # --- The audit row cannot be written ---------------------------------------------------------
