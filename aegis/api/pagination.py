@@ -3,15 +3,113 @@
 `?page_size=` defaults to 50; larger values than 500 are capped at 500 (as DRF does). A
 page size or page number that is not a positive integer, or a cursor that was not issued
 by the server, is a 400 — a wrong query is the client's error, not an empty result.
+
+Page numbers at a million rows (`LargeTablePaginator`):
+
+- `count`, on PostgreSQL, is the query planner's estimate of the matching rows when the
+  planner expects more than `COUNT_EXACT_UP_TO` (10,000) of them; otherwise it is exact,
+  counted with a `COUNT` that stops after 10,001 rows. A full `COUNT(*)` per page would
+  read a million rows on every request. `page=last` uses that count too. SQLite (the
+  zero-setup default) always counts exactly.
+- `next` is exact whatever the count: a page reads one row more than it shows; and a page
+  that is not full is the last one, so it gives the exact count without a query.
+- deep pages (offset from `DEFERRED_JOIN_FROM`) first find the ids of their rows in the
+  ordering's index, then read those rows only, instead of reading and discarding every
+  row before the offset.
 """
 
 from __future__ import annotations
 
+import json
+
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import connections
+from django.utils.functional import cached_property
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound, ValidationError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+COUNT_EXACT_UP_TO = 10_000
+DEFERRED_JOIN_FROM = 1_000
+
+
+def planner_estimate(queryset) -> int | None:
+    """PostgreSQL's estimate of how many rows `queryset` matches (None elsewhere)."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().values("pk").explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def bounded_count(queryset, exact_up_to: int = COUNT_EXACT_UP_TO) -> int:
+    """How many rows `queryset` matches: on PostgreSQL the planner's estimate when it
+    expects more than `exact_up_to` rows, else a count that stops after `exact_up_to + 1`
+    rows (exact, unless the planner was wrong by that much)."""
+    estimate = planner_estimate(queryset)
+    if estimate is None:
+        return queryset.count()
+    if estimate > exact_up_to:
+        return estimate
+    counted = queryset.order_by().values("pk")[: exact_up_to + 1].count()
+    return counted if counted <= exact_up_to else max(estimate, exact_up_to + 1)
+
+
+class _Page(Page):
+    def __init__(self, object_list, number, paginator, *, has_next: bool):
+        super().__init__(object_list, number, paginator)
+        self._has_next = has_next
+
+    def has_next(self) -> bool:
+        return self._has_next
+
+
+def _rows(queryset, offset: int, limit: int) -> list:
+    if offset < DEFERRED_JOIN_FROM:
+        return list(queryset[offset : offset + limit])
+    # Deferred join: the offset is walked in the ordering's index (ids only), then only the
+    # rows of the page are read, in the same order.
+    ids = list(queryset.values_list("pk", flat=True)[offset : offset + limit])
+    by_id = {row.pk: row for row in queryset.order_by().filter(pk__in=ids)}
+    return [by_id[pk] for pk in ids if pk in by_id]
+
+
+class LargeTablePaginator(Paginator):
+    """Django's paginator with a bounded count, an exact `next`, and deferred joins."""
+
+    # Set by page() when the page itself tells the count: it is not full, so it is the last.
+    _known_count: int | None = None
+    _at_least: int = 0
+
+    @cached_property
+    def count(self) -> int:
+        if self._known_count is not None:
+            return self._known_count
+        return max(bounded_count(self.object_list), self._at_least)
+
+    def validate_number(self, number):
+        # The count may be an estimate: a page is valid when it has rows, not by arithmetic.
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger("That page number is not an integer") from None
+        if number < 1:
+            raise EmptyPage("That page number is less than 1")
+        return number
+
+    def page(self, number):
+        number = self.validate_number(number)
+        offset = (number - 1) * self.per_page
+        rows = _rows(self.object_list, offset, self.per_page + 1)
+        if not rows and number > 1:
+            raise EmptyPage("That page contains no results")
+        has_next = len(rows) > self.per_page
+        if has_next:
+            self._at_least = offset + len(rows)
+        else:
+            self._known_count = offset + len(rows)
+        return _Page(rows[: self.per_page], number, self, has_next=has_next)
 
 
 def _positive_int(raw: str, name: str) -> int:
@@ -33,6 +131,8 @@ class _PageSizeMixin:
 
 
 class PageNumberPagination(_PageSizeMixin, pagination.PageNumberPagination):
+    django_paginator_class = LargeTablePaginator
+
     def get_page_number(self, request, paginator):
         raw = request.query_params.get(self.page_query_param)
         if raw is None or raw in self.last_page_strings:

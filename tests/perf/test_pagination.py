@@ -1,0 +1,103 @@
+"""Page numbers at scale (aegis/api/pagination.py): a bounded or estimated count, an exact
+`next`, and deferred joins for deep pages, without changing what a client reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from aegis.api import pagination
+from licensing.models import License
+from tests.api.conftest import client_with
+
+URL = "/api/v1/licenses"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reader(make_key):
+    return client_with(make_key("readonly"))
+
+
+@pytest.fixture
+def licenses(make_license):
+    return [make_license(license_type="subscription", duration_days=d) for d in range(1, 13)]
+
+
+def walk(client, url) -> list[dict]:
+    """Every row, following `next` from the first page."""
+    rows, pages = [], 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        rows += body["results"]
+        url, pages = body["next"], pages + 1
+        assert pages <= 20
+    return rows
+
+
+def test_small_results_are_counted_exactly(reader, licenses):
+    assert reader.get(URL, {"page_size": 5}).json()["count"] == 12
+    assert reader.get(URL, {"license_type": "perpetual"}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("deferred_from", [pagination.DEFERRED_JOIN_FROM, 0, 3])
+@pytest.mark.parametrize("ordering", [None, "expires_at", "-expires_at"])
+def test_pages_hold_every_row_once_in_order(reader, licenses, monkeypatch, deferred_from, ordering):
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_FROM", deferred_from)
+    query = {"page_size": "5"} | ({"ordering": ordering} if ordering else {})
+    rows = walk(reader, URL + "?" + "&".join(f"{k}={v}" for k, v in query.items()))
+    expected = License.objects.all()
+    if ordering:
+        expected = expected.order_by(ordering, "pk")
+    assert [row["id"] for row in rows] == [str(pk) for pk in expected.values_list("pk", flat=True)]
+    assert all("customer_name" in row for row in rows)
+
+
+def test_the_last_page_has_no_next_and_a_page_past_it_is_404(reader, licenses):
+    last = reader.get(URL, {"page_size": 5, "page": 3}).json()
+    assert len(last["results"]) == 2 and last["next"] is None and last["previous"]
+    response = reader.get(URL, {"page_size": 5, "page": 4})
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_next_is_exact_when_the_page_is_exactly_full(reader, make_license):
+    for _ in range(4):
+        make_license()
+    body = reader.get(URL, {"page_size": 2, "page": 2}).json()
+    assert len(body["results"]) == 2 and body["next"] is None
+
+
+@pytest.mark.postgres
+def test_above_the_limit_the_count_is_an_estimate_never_below_it(reader, licenses, monkeypatch):
+    monkeypatch.setattr(pagination, "COUNT_EXACT_UP_TO", 5)
+    assert reader.get(URL).json()["count"] >= 6
+    # A filter the planner expects few rows for is still counted exactly.
+    customer_id = licenses[0].customer_id
+    assert pagination.bounded_count(License.objects.filter(customer_id="nobody"), 5) == 0
+    assert pagination.bounded_count(License.objects.filter(customer_id=customer_id), 100) == 12
+
+
+@pytest.mark.postgres
+def test_the_estimate_comes_from_the_planner(licenses):
+    estimate = pagination.planner_estimate(License.objects.all())
+    assert isinstance(estimate, int) and estimate >= 1
+
+
+def test_a_page_that_is_not_full_costs_no_count(reader, licenses, django_assert_num_queries):
+    reader.get(URL)  # the first use of a key records last_used_at
+    with django_assert_num_queries(2):  # the key, the page
+        assert reader.get(URL, {"page_size": 50}).json()["count"] == 12
+
+
+@pytest.mark.postgres
+def test_a_full_page_asks_the_planner_then_counts_at_most_the_limit(
+    reader, licenses, django_assert_num_queries
+):
+    reader.get(URL)
+    with django_assert_num_queries(4) as captured:  # the key, the page, EXPLAIN, COUNT
+        assert reader.get(URL, {"page_size": 5}).json()["count"] == 12
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sql[2].startswith("EXPLAIN")
+    assert "LIMIT 10001" in sql[3]
