@@ -1,6 +1,8 @@
 import pytest
 from django.core.cache import cache
 
+from tests.api.conftest import make_key  # noqa: F401  (API keys of each scope)
+
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
