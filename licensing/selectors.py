@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
-from licensing.models import License
+from licensing.models import License, LicenseStatus
 
 
 def license_list() -> QuerySet[License]:
@@ -17,3 +21,38 @@ def license_get(license_id: uuid.UUID | str) -> License | None:
     except ValueError:
         return None
     return license_list().filter(pk=pk).first()
+
+
+@dataclass
+class LicenseCounts:
+    total: int = 0
+    revoked: int = 0
+    expired: int = 0  # active, past expires_at
+    by_type: Counter = field(default_factory=Counter)
+    by_module: Counter = field(default_factory=Counter)
+
+    @property
+    def active(self) -> int:
+        return self.total - self.revoked - self.expired
+
+
+def license_counts(*, now: dt.datetime | None = None) -> LicenseCounts:
+    """Every count the statistics show, from one pass over `license_stats_idx` (module,
+    type, status, expiry): an index-only scan, where three aggregates over the table read
+    its million wide rows (token included) three times."""
+    now = now or timezone.now()
+    rows = (
+        License.objects.order_by()
+        .values_list("module_name", "license_type", "status")
+        .annotate(n=Count("*"), past=Count("expires_at", filter=Q(expires_at__lte=now)))
+    )
+    counts = LicenseCounts()
+    for module_name, license_type, status, n, past in rows:
+        counts.total += n
+        counts.by_type[license_type] += n
+        counts.by_module[module_name] += n
+        if status == LicenseStatus.REVOKED:
+            counts.revoked += n
+        else:
+            counts.expired += past
+    return counts

@@ -15,7 +15,8 @@ from aegis.api.schema import PROTECTED, errors
 from aegis.models import Scope
 from audit.selectors import audit_log_total, validation_counts
 from customers.models import Customer
-from licensing.models import License, LicenseStatus, LicenseType
+from licensing.models import LicenseType
+from licensing.selectors import license_counts
 from licensing.verification import Code
 
 
@@ -29,18 +30,7 @@ def stats_summary(*, now: dt.datetime | None = None) -> dict:
     customers = Customer.objects.aggregate(
         total=Count("pk"), active=Count("pk", filter=Q(is_active=True))
     )
-    licenses = License.objects.order_by().aggregate(
-        total=Count("pk"),
-        revoked=Count("pk", filter=Q(status=LicenseStatus.REVOKED)),
-        expired=Count("pk", filter=Q(status=LicenseStatus.ACTIVE, expires_at__lte=now)),
-    )
-    by_type = dict(License.objects.order_by().values_list("license_type").annotate(n=Count("pk")))
-    by_module = dict(
-        License.objects.order_by()
-        .values_list("module_name")
-        .annotate(n=Count("pk"))
-        .order_by("module_name")
-    )
+    licenses = license_counts(now=now)
     return {
         "customers": {
             "total": customers["total"],
@@ -48,12 +38,12 @@ def stats_summary(*, now: dt.datetime | None = None) -> dict:
             "inactive": customers["total"] - customers["active"],
         },
         "licenses": {
-            "total": licenses["total"],
-            "active": licenses["total"] - licenses["revoked"] - licenses["expired"],
-            "revoked": licenses["revoked"],
-            "expired": licenses["expired"],
-            "by_type": {t: by_type.get(t, 0) for t in LicenseType.values},
-            "by_module": by_module,
+            "total": licenses.total,
+            "active": licenses.active,
+            "revoked": licenses.revoked,
+            "expired": licenses.expired,
+            "by_type": {t: licenses.by_type.get(t, 0) for t in LicenseType.values},
+            "by_module": dict(sorted(licenses.by_module.items())),
         },
         "audit_logs": {"total": audit_log_total()},
         "validations": {
