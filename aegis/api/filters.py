@@ -51,7 +51,8 @@ class StrictFilterBackend(filters.DjangoFilterBackend):
     """DRF's filter backend, refusing a blank value of a typed filter: `?until=`,
     `?status=` or `?license_id=` is a 400, as `?until=yesterday` is, rather than a filter
     silently dropped (django-filter treats an empty value as "not given"). Text filters
-    (`search`, `module_name`) may be blank."""
+    (`search`, `module_name`) may be blank. A query parameter the list does not know is a
+    400 too, as an unknown field of a body is."""
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
@@ -66,7 +67,22 @@ class StrictFilterBackend(filters.DjangoFilterBackend):
         ]
         if blank:
             raise ValidationError({name: ["This field may not be blank."] for name in blank})
+        unknown = sorted(set(request.query_params) - set(filterset.filters) - _known(view))
+        if unknown:
+            # `?stauts=revoked` would otherwise list every license.
+            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
         return filterset
+
+
+def _known(view) -> set[str]:
+    """Query parameters a list reads besides its filters: paging, and DRF's `format`."""
+    paginator = getattr(view, "paginator", None)
+    names = {"format"}
+    for attribute in ("page_query_param", "page_size_query_param", "cursor_query_param"):
+        name = getattr(paginator, attribute, None)
+        if name:
+            names.add(name)
+    return names
 
 
 class _InstantField(IsoDateTimeField):

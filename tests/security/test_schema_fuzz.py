@@ -123,6 +123,9 @@ def admin_client(admin_key):
         "/api/v1/licenses?expires_after=9999-12-31T23:59:59-05:00",
         "/api/v1/licenses/revocations?module=",
         "/api/v1/licenses/revocations?module=biz4a_payroll_drc%0A",
+        "/api/v1/licenses?stauts=revoked",  # a misspelt filter would list every license
+        "/api/v1/customers?errors=ordering",
+        "/api/v1/admin/audit-logs?page=2",  # the trail pages by cursor
     ],
 )
 def test_blank_or_impossible_query_values_are_400(admin_client, query):
@@ -139,6 +142,8 @@ def test_blank_or_impossible_query_values_are_400(admin_client, query):
         "/api/v1/admin/audit-logs?since=0012-01-14T10:33:01%2B18:09",
         "/api/v1/licenses?expires_before=2030-01-01T00:00:00%2B23:59",
         "/api/v1/licenses?search=&module_name=",  # text filters may be blank
+        "/api/v1/licenses?page=1&page_size=5&format=json",
+        "/api/v1/admin/audit-logs?page_size=5&cursor=",
     ],
 )
 def test_odd_but_valid_query_values_are_answered(admin_client, query):
