@@ -98,7 +98,7 @@ def gunicorn_config(**env) -> dict[str, str]:
 
 def test_gunicorn_settings_come_from_the_environment(tmp_path):
     default = gunicorn_config(metrics_dir=str(tmp_path / "a"))
-    assert default["workers"] == str(os.cpu_count() * 2 + 1)
+    assert default["workers"] == str(os.cpu_count())  # one per CPU, measured (gunicorn.conf.py)
     assert default["worker_class"] == "gthread" and default["preload_app"] == "True"
     assert default["logger_class"] == "aegis.gunicorn_logging.GunicornLogger"
     assert default["bind"] == "['0.0.0.0:8000']"
