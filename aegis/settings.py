@@ -74,7 +74,7 @@ MIDDLEWARE = [
     # Request counts and latency by view and status for /metrics (first and last).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "aegis.hotpath.CSPMiddleware",  # django-csp's, with the ordinary policy built once
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "aegis.middleware.RequestContextMiddleware",
