@@ -39,10 +39,12 @@ run: keys  ## Set everything up (SQLite unless DATABASE_URL is set) and serve on
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: dev-install  ## Run the whole suite (PostgreSQL when DATABASE_URL is set, else SQLite)
+	@# The browser test needs Debian's chromium: installed here when missing and we are root.
+	@[ -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" ] || [ "$$(id -u)" != 0 ] || $(MAKE) --no-print-directory browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 browser-deps:  ## Install Debian's chromium for the browser tests (as root: apt-get)
-	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: dev-install  ## ruff lint and format check
 	$(BIN)/ruff check .
