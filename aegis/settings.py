@@ -142,6 +142,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # compiling to the statistics aggregates at a million licenses (measured), so the
     # application's sessions run without it.
     DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+    # The validate path's two statements run through aegis.db.prepared_cursor: PostgreSQL
+    # parses and plans them once per connection, from their fifth run on. Django's own
+    # cursors bind parameters on the client and are never prepared, whatever this says.
+    # A pooler in transaction mode (pgbouncer < 1.21) cannot keep prepared statements: set
+    # DB_PREPARE_THRESHOLD=0 there.
+    _prepare_threshold = env.int("DB_PREPARE_THRESHOLD", default=5)
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", _prepare_threshold or None)
 # DATABASE_REPLICA_URL: a streaming replica of the primary. GET requests of the list and
 # statistics routes read from it; writes, the validate lookup and authentication never do
 # (aegis/routers.py). Test runs use one database: the replica alias mirrors the primary.

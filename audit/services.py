@@ -21,6 +21,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from aegis import context
+from aegis.db import prepared_cursor
 from audit import chain
 from audit.models import AuditLog
 
@@ -80,7 +81,7 @@ def _insert_unchained(fields: dict[str, Any]) -> AuditLog:
     connection = connections[alias]
     columns, sql, returning = _unchained_insert(alias)
     params = [column.get_db_prep_save(fields[column.attname], connection) for column in columns]
-    with connection.cursor() as cursor:
+    with prepared_cursor(alias) as cursor:
         cursor.execute(sql, params)
         row_id = cursor.fetchone()[0] if returning else cursor.lastrowid
     row = AuditLog(id=row_id, **fields)

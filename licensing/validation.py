@@ -44,6 +44,7 @@ from django.conf import settings
 from django.db import connections, router
 
 from aegis import metrics
+from aegis.db import prepared_cursor
 from audit.services import audit_record
 from customers.models import Customer
 from licensing import signing
@@ -216,9 +217,9 @@ def _state_sql() -> str:
 def _server_state(jti: str) -> Code | None:
     """UNKNOWN_LICENSE, REVOKED or SUSPENDED from one query, or None when the license may be used."""
     # Always the primary (a POST never reads the replica): a revocation is seen at once.
-    connection = connections[router.db_for_write(License)]
-    license_id = License._meta.pk.get_db_prep_value(uuid.UUID(jti), connection)
-    with connection.cursor() as cursor:
+    alias = router.db_for_write(License)
+    license_id = License._meta.pk.get_db_prep_value(uuid.UUID(jti), connections[alias])
+    with prepared_cursor(alias) as cursor:
         cursor.execute(_state_sql(), [license_id])
         row = cursor.fetchone()
     if row is None:
