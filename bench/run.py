@@ -406,6 +406,14 @@ def run_other_scenarios(results: dict, base: str, env: dict) -> None:
     }
     results["reads"] = {}
     for name, path in gets.items():
+        if name.startswith("stats"):
+            # The rollup cron (every minute in production, docs/deployment-runbook.md) folds
+            # the validations the runs above wrote; timed here, as it is the cost a statistics
+            # request pays when the cron has fallen behind.
+            start = time.monotonic()
+            out = manage(env, "rollup_validations").strip()
+            results["rollup_cron_s"] = time.monotonic() - start
+            log(f"rollup_validations, as the cron: {out} ({results['rollup_cron_s']:.1f} s)")
         # Lists are read by several clients at once; the statistics by one dashboard at a
         # time (four at once measure how PostgreSQL shares two cores, not the latency).
         connections = 1 if name.startswith("stats") else 4
@@ -447,6 +455,8 @@ def report(results: dict, started: float) -> None:
         print(f"{'issue req/s (8 conn)':<34}{results['issue']['rps']:>14,.0f}")
     for name, r in results.get("reads", {}).items():
         print(f"{name + ' p50 / p99 ms':<34}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}")
+    if "rollup_cron_s" in results:
+        print(f"{'rollup cron run before stats s':<34}{results['rollup_cron_s']:>14.1f}")
     print(f"{'errors and non-2xx (all runs)':<34}{errors:>14}")
     print(
         f"{'worker RSS before → after (MB)':<34}"
