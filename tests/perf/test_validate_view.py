@@ -209,3 +209,22 @@ def test_other_routes_keep_the_full_chain(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert "csrftoken" in response.cookies  # CsrfViewMiddleware ran
+
+
+def test_a_validation_is_one_lookup_and_one_insert_outside_the_hash_chain(
+    make_license, django_assert_num_queries
+):
+    license = make_license()
+    body = {"token": license.token, "module_name": MODULE, "odoo_version": "17.0"}
+    with django_assert_num_queries(2) as captured:
+        assert Client().post(URL, body, content_type="application/json").status_code == 200
+    select, insert = (q["sql"] for q in captured.captured_queries)
+    assert select.startswith("SELECT") and insert.startswith("INSERT")
+    assert "advisory" not in select + insert  # no chain lock on the hot path
+    row = AuditLog.objects.latest("id")
+    assert (row.event_type, row.chain_seq, row.prev_hash, row.hash) == (
+        "license.validated",
+        None,
+        None,
+        None,
+    )
