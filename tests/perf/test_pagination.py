@@ -101,3 +101,41 @@ def test_a_full_page_asks_the_planner_then_counts_at_most_the_limit(
     sql = [q["sql"] for q in captured.captured_queries]
     assert sql[2].startswith("EXPLAIN")
     assert "LIMIT 10001" in sql[3]
+
+
+@pytest.mark.postgres
+def test_search_has_trigram_indexes_on_postgresql():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'licensing_license' "
+            "AND indexname LIKE '%%trgm%%'"
+        )
+        indexes = dict(cursor.fetchall())
+    assert set(indexes) == {"license_module_trgm_idx", "license_notes_trgm_idx"}
+    assert all("gin_trgm_ops" in definition for definition in indexes.values())
+
+
+@pytest.mark.parametrize("inline_ids", [500, 0], ids=["customer-ids", "customer-join"])
+def test_search_finds_licenses_by_customer_id_or_name_module_notes_and_id(
+    reader, make_license, customer, monkeypatch, inline_ids
+):
+    from customers.services import customer_create
+    from licensing import api
+
+    monkeypatch.setattr(api, "SEARCH_CUSTOMER_IDS", inline_ids)
+
+    other = customer_create(actor="user:t", id="ZETA-9", name="Zeta Works", email="z@z.example")
+    by_customer = make_license(customer_id=other.id)
+    by_notes = make_license(notes="Renewal for the Flagship plant")
+    by_module = make_license(module_name="biz4a_fleet")
+    for term, expected in [
+        ("zeta-9", by_customer),
+        ("ZETA WORKS", by_customer),
+        ("flagship", by_notes),
+        ("FLEET", by_module),
+        (str(by_notes.id), by_notes),
+    ]:
+        rows = reader.get(URL, {"search": term}).json()["results"]
+        assert [row["id"] for row in rows] == [str(expected.id)], term
