@@ -398,6 +398,7 @@ def run_other_scenarios(results: dict, base: str, env: dict) -> None:
         "licenses page 1": "/api/v1/licenses?page_size=50",
         "licenses filtered": "/api/v1/licenses?page_size=50&module_name=biz4a_payroll_drc&status=active&license_type=subscription",
         "licenses by customer": "/api/v1/licenses?page_size=50&customer_id=DEMO-0000042",
+        "licenses search": "/api/v1/licenses?page_size=50&search=DEMO-0000042",
         "licenses page 1000": "/api/v1/licenses?page_size=50&page=1000",
         "audit page 1": "/api/v1/admin/audit-logs?page_size=50",
         "audit at depth 90%": f"/api/v1/admin/audit-logs?page_size=50&cursor={depth}",
