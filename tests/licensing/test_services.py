@@ -152,7 +152,9 @@ def test_revoke_requires_a_reason(make_license, reason):
     assert License.objects.get().status == "active"
 
 
-@pytest.mark.parametrize("license_id", ["nope", "6f1c7a52-0000-4000-8000-000000000000", "", "1' OR '1'='1"])
+@pytest.mark.parametrize(
+    "license_id", ["nope", "6f1c7a52-0000-4000-8000-000000000000", "", "1' OR '1'='1"]
+)
 def test_revoke_unknown_license(db, license_id):
     with pytest.raises(services.LicenseNotFound):
         services.license_revoke(actor=ACTOR, license_id=license_id, reason="x")
