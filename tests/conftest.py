@@ -73,10 +73,9 @@ def make_license(customer):
     return make
 
 
-@pytest.fixture
-def audit_insert_fails(db):
-    """Make the database itself refuse audit inserts, as a full disk or a broken trigger would."""
-    name = f"fail_audit_{uuid.uuid4().hex[:8]}"
+def refuse_audit_inserts(name: str) -> None:
+    """Make the database itself refuse audit inserts (a trigger raising), as a full disk or a
+    broken audit table would."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -92,7 +91,12 @@ def audit_insert_fails(db):
                 f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
                 f"BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END"
             )
-    yield
+
+
+@pytest.fixture
+def audit_insert_fails(db):
+    """Audit inserts fail for the rest of the test (rolled back with the test's transaction)."""
+    refuse_audit_inserts(f"fail_audit_{uuid.uuid4().hex[:8]}")
 
 
 def cli_actor() -> str:

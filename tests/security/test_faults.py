@@ -30,6 +30,7 @@ from customers.models import Customer
 from licensing import signing
 from licensing.models import License, LicenseStatus
 from tests.api.conftest import assert_error, client_with
+from tests.conftest import refuse_audit_inserts
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "f" * 20 + "-production-secret-for-tests-" + "9" * 20
@@ -163,21 +164,7 @@ def audit_refused(transactional_db):
     """The database refuses every audit insert (a trigger raising, as a full disk or a
     broken audit table would). Created and dropped explicitly: tests using it commit."""
     name = "security_audit_refused"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
-                f"RAISE EXCEPTION 'audit unavailable'; END; $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
-                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
-            )
-        else:
-            cursor.execute(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
-                f"BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END"
-            )
+    refuse_audit_inserts(name)
 
     def restore() -> None:
         with connection.cursor() as cursor:
