@@ -59,28 +59,68 @@ _UNCHAINED_COLUMNS = (
 
 
 @functools.cache
+def unchained_columns(alias: str) -> tuple[list, str, str]:
+    """(fields, quoted table, quoted column list) of an unchained row on a database alias."""
+    quote = connections[alias].ops.quote_name
+    fields = [AuditLog._meta.get_field(name) for name in _UNCHAINED_COLUMNS]
+    return fields, quote(AuditLog._meta.db_table), ", ".join(quote(f.column) for f in fields)
+
+
+@functools.cache
 def _unchained_insert(alias: str) -> tuple[list, str, bool]:
     """(fields, SQL, returns id) of the unchained INSERT on a database alias, written once."""
     connection = connections[alias]
-    fields = [AuditLog._meta.get_field(name) for name in _UNCHAINED_COLUMNS]
-    quote = connection.ops.quote_name
+    fields, table, columns = unchained_columns(alias)
     returning = connection.features.can_return_columns_from_insert
     sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 - names from the model
-        quote(AuditLog._meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
+        table,
+        columns,
         ", ".join(["%s"] * len(fields)),
-        f" RETURNING {quote(AuditLog._meta.pk.column)}" if returning else "",
+        f" RETURNING {connection.ops.quote_name(AuditLog._meta.pk.column)}" if returning else "",
     )
     return fields, sql, returning
 
 
-def _insert_unchained(fields: dict[str, Any]) -> AuditLog:
+def _row_fields(
+    *,
+    event_type: str,
+    actor: str,
+    license_id: uuid.UUID | str | None = None,
+    customer_id: str | None = None,
+    module_name: str | None = None,
+    event_data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A row's fields: the given ones, the request context (client IP, request id), the
+    masked data and the time — as the database will give them back (JSON-normalised data,
+    microsecond UTC time), since the chain hash is computed over exactly these values."""
+    ctx = context.current()
+    return {
+        "event_type": event_type,
+        "actor": actor,
+        "license_id": license_id,
+        "customer_id": customer_id,
+        "module_name": module_name,
+        "ip": ctx.ip,
+        "request_id": ctx.request_id,
+        "event_data": json.loads(json.dumps(mask_secrets(dict(event_data or {})))),
+        "created_at": timezone.now(),
+    }
+
+
+def unchained_values(alias: str, **row: Any) -> tuple[dict[str, Any], list[Any]]:
+    """The fields of an unchained row (`_row_fields`) and their database values in the
+    order of `unchained_columns`: what `audit_record` inserts, for a statement that inserts
+    the row together with other work (the validate path, licensing.validation)."""
+    fields = _row_fields(**row)
+    connection = connections[alias]
+    columns = unchained_columns(alias)[0]
+    return fields, [c.get_db_prep_save(fields[c.attname], connection) for c in columns]
+
+
+def _insert_unchained(alias: str, fields: dict[str, Any], params: list[Any]) -> AuditLog:
     """One INSERT statement, as the ORM would send it, without compiling it each time: on
     the validate path the ORM's INSERT compiler cost more CPU than the row itself."""
-    alias = router.db_for_write(AuditLog)
-    connection = connections[alias]
-    columns, sql, returning = _unchained_insert(alias)
-    params = [column.get_db_prep_save(fields[column.attname], connection) for column in columns]
+    _columns, sql, returning = _unchained_insert(alias)
     with prepared_cursor(alias) as cursor:
         cursor.execute(sql, params)
         row_id = cursor.fetchone()[0] if returning else cursor.lastrowid
@@ -105,23 +145,18 @@ def audit_record(
     A state-change row takes the chain lock until the caller's transaction ends, so callers
     write their audit row last (after their own row locks), as every service does.
     """
-    ctx = context.current()
-    # What the database will give back: JSON-normalised data, microsecond UTC time; the
-    # chain hash is computed over exactly these values.
-    data = json.loads(json.dumps(mask_secrets(dict(event_data or {}))))
-    fields = {
+    row = {
         "event_type": event_type,
         "actor": actor,
         "license_id": license_id,
         "customer_id": customer_id,
         "module_name": module_name,
-        "ip": ctx.ip,
-        "request_id": ctx.request_id,
-        "event_data": data,
-        "created_at": timezone.now(),
+        "event_data": event_data,
     }
     if not chain.is_chained(event_type):
-        return _insert_unchained(fields)
+        alias = router.db_for_write(AuditLog)
+        return _insert_unchained(alias, *unchained_values(alias, **row))
+    fields = _row_fields(**row)
     # savepoint=False: no extra round trips inside the service's transaction, and a
     # transaction of its own when called outside one (the lock must outlive the INSERT).
     with transaction.atomic(savepoint=False):

@@ -11,6 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.db import connection
 
 from audit.models import AuditLog
 from customers.services import customer_update
@@ -294,11 +295,14 @@ def test_malformed_token_is_audited_with_the_module_asked_for(anon):
     assert row.event_data == {"code": "MALFORMED", "fingerprint": None, "odoo_version": "17.0"}
 
 
-def test_validate_costs_one_lookup_and_one_audit_insert(
+def test_validate_costs_one_statement_on_postgresql(
     anon, make_license, django_assert_num_queries
 ):
+    """PostgreSQL: the lookup, the decision and the audit row are one statement; other
+    databases run the lookup and the INSERT one after the other."""
     license = make_license()
-    with django_assert_num_queries(2):
+    statements = 1 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(statements):
         assert validate(anon, license.token).json()["code"] == "VALID"
     with django_assert_num_queries(1):  # no lookup when the signature fails
         assert validate(anon, "x.y.z").json()["code"] == "MALFORMED"
