@@ -25,9 +25,9 @@ ACTOR = "user:tester"
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need PostgreSQL (row locks, triggers); on SQLite they are
     deselected, not skipped. CI always runs them."""
-    from django.conf import settings
+    from django.db import connection
 
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         return
     kept, dropped = [], []
     for item in items:
