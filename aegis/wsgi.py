@@ -7,5 +7,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis.settings")
 application = get_wsgi_application()
 
 from aegis.startup import refuse_unusable_signing_key  # noqa: E402
+from licensing.validate_wsgi import ValidateFastPath  # noqa: E402
+
+# The common validate request is answered in front of Django's request handling.
+application = ValidateFastPath(application)
 
 refuse_unusable_signing_key()

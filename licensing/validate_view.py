@@ -42,7 +42,10 @@ def action_view():
 # differently goes to the action.
 _REQUIRED = (("token", False, None), ("module_name", True, 128), ("odoo_version", True, 32))
 _OPTIONAL = (("fingerprint", 128), ("instance_db_uuid", 255), ("instance_domain", 2048))
-_ACCEPTS = frozenset({"", "*/*", "application/json"})
+# Accept headers answered with JSON as is (anything else goes to content negotiation).
+ACCEPTS = frozenset({"", "*/*", "application/json"})
+# Set by licensing.validate_wsgi on a request whose validation raised there.
+FAILED = "aegis.validate.failed"
 
 _parser = StrictJSONParser()
 _renderer = JSONRenderer()
@@ -73,15 +76,25 @@ def clean(data: Any) -> dict[str, Any] | None:
     return out
 
 
+def parse(body: bytes) -> Any:
+    """The body as the action's parser reads it (ParseError when it would refuse it)."""
+    return _parser.parse(io.BytesIO(body))
+
+
+def render(data: Any) -> bytes:
+    """The bytes the action's renderer writes."""
+    return _renderer.render(data)
+
+
 def _render(data: Any, status: int = 200) -> HttpResponse:
-    response = HttpResponse(_renderer.render(data), status=status, content_type="application/json")
+    response = HttpResponse(render(data), status=status, content_type="application/json")
     # What DRF adds to every response of the action.
     response["Allow"] = "POST, OPTIONS"
     patch_vary_headers(response, ("Accept",))
     return response
 
 
-def _allowed(meta) -> bool:
+def allowed(meta) -> bool:
     """The action's throttles, asked as the action asks them: no authentication on this
     route, so the client is its address."""
     caller = SimpleNamespace(user=None, META=meta)
@@ -96,18 +109,21 @@ def validate(request):
     if (
         request.method != "POST"
         or request.content_type != "application/json"
-        or meta.get("HTTP_ACCEPT", "") not in _ACCEPTS
+        or meta.get("HTTP_ACCEPT", "") not in ACCEPTS
         or meta.get("QUERY_STRING")
     ):
         return action_view()(request)
     try:
-        fields = clean(_parser.parse(io.BytesIO(request.body)))
+        fields = clean(parse(request.body))
     except ParseError:
         fields = None
     # Throttled clients are refused by the action (429 with Retry-After, no database work).
-    if fields is None or not _allowed(meta):
+    if fields is None or not allowed(meta):
         return action_view()(request)
     try:
+        failed = meta.get(FAILED)
+        if failed is not None:
+            raise failed  # the service already ran, and raised, in front of Django
         outcome = license_validate(**fields)
     except Exception as exc:
         # The action's error handler decides (503 for the database); None: a bug, re-raised

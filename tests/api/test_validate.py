@@ -295,9 +295,7 @@ def test_malformed_token_is_audited_with_the_module_asked_for(anon):
     assert row.event_data == {"code": "MALFORMED", "fingerprint": None, "odoo_version": "17.0"}
 
 
-def test_validate_costs_one_statement_on_postgresql(
-    anon, make_license, django_assert_num_queries
-):
+def test_validate_costs_one_statement_on_postgresql(anon, make_license, django_assert_num_queries):
     """PostgreSQL: the lookup, the decision and the audit row are one statement; other
     databases run the lookup and the INSERT one after the other."""
     license = make_license()
