@@ -133,12 +133,7 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Seconds between two health checks of a busy connection (aegis/postgresql/base.py); 0:
-# before every request, as plain Django does.
-DB_HEALTH_CHECK_INTERVAL = env.float("DB_HEALTH_CHECK_INTERVAL", default=1.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, with health checks at most once per DB_HEALTH_CHECK_INTERVAL.
-    DATABASES["default"]["ENGINE"] = "aegis.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
@@ -159,8 +154,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # (aegis/routers.py). Test runs use one database: the replica alias mirrors the primary.
 if "DATABASE_REPLICA_URL" in os.environ:
     DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
-    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["replica"]["ENGINE"] = "aegis.postgresql"
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
     DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
@@ -214,6 +207,10 @@ VALIDATION_LEEWAY_SECONDS = env.int("VALIDATION_LEEWAY_SECONDS", default=0)
 # Answer the common validate request in front of Django's request handling
 # (licensing/validate_wsgi.py); false: every request goes through Django.
 VALIDATE_FAST_PATH = env.bool("VALIDATE_FAST_PATH", default=True)
+# Under the ASGI server (aegis.asgi), the fast path's own asynchronous connections to the
+# primary, per worker process, and the seconds a validation waits for one.
+VALIDATE_DB_POOL_SIZE = env.int("VALIDATE_DB_POOL_SIZE", default=4)
+VALIDATE_DB_POOL_TIMEOUT = env.float("VALIDATE_DB_POOL_TIMEOUT", default=5.0)
 # Tokens whose signature verified, kept per worker process so a client presenting the same
 # token again skips the Ed25519 check (licensing/validation.py); 0 turns the cache off.
 VALIDATION_CACHE_SIZE = env.int("VALIDATION_CACHE_SIZE", default=20_000)
