@@ -1,11 +1,14 @@
-"""gunicorn settings for AEGIS License Server (`gunicorn -c gunicorn.conf.py aegis.wsgi`).
+"""gunicorn settings for AEGIS License Server (`gunicorn -c gunicorn.conf.py`).
+
+The application follows the worker class: `aegis.asgi:application` for the default
+uvicorn workers, `aegis.wsgi:application` for gunicorn's own (gthread, sync).
 
 Every value comes from the environment, with a production default:
 
   PORT / GUNICORN_BIND      listen address (default 0.0.0.0:$PORT, PORT 8000)
   WEB_CONCURRENCY           worker processes (default: one per CPU)
-  GUNICORN_WORKER_CLASS     gthread (default) or sync
-  GUNICORN_THREADS          threads per gthread worker (default 4)
+  GUNICORN_WORKER_CLASS     aegis.uvicorn_worker.Worker (default), gthread or sync
+  GUNICORN_THREADS          threads per worker for Django's requests (default 4)
   GUNICORN_TIMEOUT          seconds before a silent worker is restarted (default 30)
   GUNICORN_GRACEFUL_TIMEOUT seconds to finish requests on restart (default 30)
   GUNICORN_KEEPALIVE        seconds to keep an idle connection (default 5)
@@ -14,7 +17,8 @@ Every value comes from the environment, with a production default:
   GUNICORN_WORKER_TMP_DIR   where workers touch their heartbeat file (default /dev/shm, a
                             memory file system, when it exists)
   GUNICORN_PROXY_PROTOCOL   off (default) | v1 | v2 | auto: take the client address from
-                            the load balancer's PROXY protocol header
+                            the load balancer's PROXY protocol header (gthread and sync
+                            workers only)
   FORWARDED_ALLOW_IPS       proxies trusted for X-Forwarded-Proto (default 127.0.0.1)
   PROMETHEUS_MULTIPROC_DIR  where workers keep their metrics (default: a fresh temp dir)
 
@@ -34,12 +38,20 @@ def _env_int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_env_int('PORT', 8000)}"
-# One gthread worker per CPU, four threads each: measured on 2 cores under `make bench`, CPU
-# per validation grew with every worker past the core count (2: 1.05-1.15 ms, 3: 1.13,
-# 4: 1.34, 5: 1.35-1.51), and sync workers cannot keep a connection alive.
+# One worker per CPU, each an event loop (uvloop, httptools) that answers validations itself
+# and runs the rest of Django in 4 threads. Measured on 2 cores under `make bench`: 2,058 -
+# 2,488 validations/s against 1,335 - 1,556 for gthread workers with the same fast path
+# (README, Performance); with gthread, CPU per validation grew with every worker past the
+# core count, and sync workers cannot keep a connection alive.
 workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count())
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "aegis.uvicorn_worker.Worker"
 threads = _env_int("GUNICORN_THREADS", 4)
+_WSGI_WORKERS = ("sync", "gthread", "gunicorn.workers.sync.SyncWorker")
+wsgi_app = (
+    "aegis.wsgi:application"
+    if worker_class in _WSGI_WORKERS or worker_class.startswith("gunicorn.workers.gthread")
+    else "aegis.asgi:application"
+)
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _env_int("GUNICORN_KEEPALIVE", 5)

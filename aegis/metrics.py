@@ -51,6 +51,11 @@ def validation_recorded(code: str | Code) -> None:
     transaction.on_commit(lambda: VALIDATIONS.labels(code=value).inc())
 
 
+def validation_counted(code: str | Code) -> None:
+    """Count one validation answer written outside Django's transactions (autocommit)."""
+    VALIDATIONS.labels(code=code.value if isinstance(code, Code) else str(code)).inc()
+
+
 @contextmanager
 def signing_timer() -> Iterator[None]:
     """Observe the time spent in the block in `aegis_signing_seconds`."""

@@ -4,12 +4,14 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis.settings")
 
-application = get_wsgi_application()
+# Django's WSGI handler (served as is by aegis.asgi, behind its own validate path).
+django_application = get_wsgi_application()
 
 from aegis.startup import refuse_unusable_signing_key  # noqa: E402
 from licensing.validate_wsgi import ValidateFastPath  # noqa: E402
 
-# The common validate request is answered in front of Django's request handling.
-application = ValidateFastPath(application)
+# For gunicorn's own workers (gthread, sync): the common validate request is answered in
+# front of Django's request handling.
+application = ValidateFastPath(django_application)
 
 refuse_unusable_signing_key()

@@ -107,12 +107,13 @@ def _row_fields(
     }
 
 
-def unchained_values(alias: str, **row: Any) -> tuple[dict[str, Any], list[Any]]:
+def unchained_values(alias: str, connection=None, **row: Any) -> tuple[dict[str, Any], list[Any]]:
     """The fields of an unchained row (`_row_fields`) and their database values in the
     order of `unchained_columns`: what `audit_record` inserts, for a statement that inserts
-    the row together with other work (the validate path, licensing.validation)."""
+    the row together with other work (the validate path, licensing.validation). The values
+    are prepared for `connection` (default: this thread's connection to `alias`)."""
     fields = _row_fields(**row)
-    connection = connections[alias]
+    connection = connection or connections[alias]
     columns = unchained_columns(alias)[0]
     return fields, [c.get_db_prep_save(fields[c.attname], connection) for c in columns]
 

@@ -418,7 +418,8 @@ def main() -> int:
 
 def start_server(env: dict, workdir: Path, workers: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cmd = [PY, "-m", "gunicorn", "aegis.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    # The application follows the worker class (gunicorn.conf.py).
+    cmd = [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     if (ROOT / "gunicorn.conf.py").exists():
         cmd += ["-c", str(ROOT / "gunicorn.conf.py")]
     cmd += ["--workers", str(workers)]

@@ -197,10 +197,12 @@ def main() -> None:
         "--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)"
     )
     parser.add_argument(
-        "--worker-class", default=None, help="sync or gthread (default: gunicorn.conf.py)"
+        "--worker-class",
+        default=None,
+        help="gthread, sync or a worker class path (default: gunicorn.conf.py's)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="threads per gthread worker (default: conf)"
+        "--threads", type=int, default=None, help="threads per worker for Django (default: conf)"
     )
     parser.add_argument("--reseed", action="store_true", help="rebuild the benchmark database")
     parser.add_argument("--db", default="aegis_bench")
@@ -308,16 +310,18 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [PY, "-m", "gunicorn", "aegis.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+    # The application follows the worker class (gunicorn.conf.py).
+    cmd = [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     if (ROOT / "gunicorn.conf.py").exists():
         cmd += ["-c", str(ROOT / "gunicorn.conf.py")]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    # Through the environment: gunicorn.conf.py picks the application by the worker class.
     if args.worker_class:
-        cmd += ["--worker-class", args.worker_class]
+        env["GUNICORN_WORKER_CLASS"] = args.worker_class
     if args.threads or args.worker_class == "sync":
         # gunicorn silently runs gthread when a sync worker is given more than one thread.
-        cmd += ["--threads", str(args.threads or 1)]
+        env["GUNICORN_THREADS"] = str(args.threads or 1)
     server_log = (workdir / "gunicorn.log").open("w")
     server = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True

@@ -51,4 +51,4 @@ then
   "$PYTHON" manage.py collectstatic --noinput --verbosity 0
 fi
 
-exec "$PYTHON" -m gunicorn -c gunicorn.conf.py aegis.wsgi:application
+exec "$PYTHON" -m gunicorn -c gunicorn.conf.py

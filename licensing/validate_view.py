@@ -81,6 +81,14 @@ def parse(body: bytes) -> Any:
     return _parser.parse(io.BytesIO(body))
 
 
+def fields_of(body: bytes) -> dict[str, Any] | None:
+    """`clean(parse(body))`, or None when the parser would refuse the body."""
+    try:
+        return clean(parse(body))
+    except ParseError:
+        return None
+
+
 def render(data: Any) -> bytes:
     """The bytes the action's renderer writes."""
     return _renderer.render(data)
@@ -113,15 +121,13 @@ def validate(request):
         or meta.get("QUERY_STRING")
     ):
         return action_view()(request)
-    try:
-        fields = clean(parse(request.body))
-    except ParseError:
-        fields = None
+    fields = fields_of(request.body)
     # Throttled clients are refused by the action (429 with Retry-After, no database work).
     if fields is None or not allowed(meta):
         return action_view()(request)
     try:
-        failed = meta.get(FAILED)
+        # WSGI: in the environ; ASGI (a2wsgi): in the scope it carries.
+        failed = meta.get(FAILED) or meta.get("asgi.scope", {}).get(FAILED)
         if failed is not None:
             raise failed  # the service already ran, and raised, in front of Django
         outcome = license_validate(**fields)

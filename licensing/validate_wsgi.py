@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable
 from django.conf import settings
 from django.core.signals import request_finished, request_started, setting_changed
 from django.http.request import split_domain_port, validate_host
-from rest_framework.exceptions import ParseError
 
 from aegis import context
 from aegis.middleware import _REQUEST_ID_RE
@@ -57,7 +56,7 @@ _PER_RESPONSE = frozenset({"x-request-id", "content-length", "date", "set-cookie
 StartResponse = Callable[..., object]
 
 
-def _is_secure(environ: dict) -> bool:
+def is_secure(environ: dict) -> bool:
     """Django's HttpRequest.is_secure() for a WSGI environ."""
     header = settings.SECURE_PROXY_SSL_HEADER
     if header:
@@ -90,7 +89,7 @@ def _content_length(environ: dict) -> int:
     return length if length <= settings.API_MAX_BODY_BYTES else 0
 
 
-def _eligible(environ: dict) -> bool:
+def eligible(environ: dict) -> bool:
     return (
         environ.get("PATH_INFO") == PATH
         and environ.get("REQUEST_METHOD") == "POST"
@@ -101,11 +100,11 @@ def _eligible(environ: dict) -> bool:
         and "HTTP_TRANSFER_ENCODING" not in environ
         and _content_length(environ) > 0
         and _host_allowed(environ)
-        and (_is_secure(environ) or not settings.SECURE_SSL_REDIRECT)
+        and (is_secure(environ) or not settings.SECURE_SSL_REDIRECT)
     )
 
 
-class _Metrics:
+class RouteMetrics:
     """django-prometheus's request counters for this route, as its middleware counts them."""
 
     def __init__(self) -> None:
@@ -140,29 +139,56 @@ class _Metrics:
         self.latency_before.observe(elapsed)
 
 
+class LearnedHeaders:
+    """The headers of Django's last 200 JSON answer to an eligible request, per scheme
+    (http, https), without the per-response ones; as text and as ASGI bytes."""
+
+    def __init__(self) -> None:
+        self._text: dict[bool, list[tuple[str, str]]] = {}
+        self._raw: dict[bool, list[tuple[bytes, bytes]]] = {}
+
+    def get(self, secure: bool) -> list[tuple[str, str]] | None:
+        return self._text.get(secure)
+
+    def raw(self, secure: bool) -> list[tuple[bytes, bytes]] | None:
+        return self._raw.get(secure)
+
+    def learn(self, secure: bool, status: int, headers: list[tuple[str, str]], failed: bool):
+        if status != 200 or failed:
+            return
+        kept = [(k, v) for k, v in headers if k.lower() not in _PER_RESPONSE]
+        if not any(k.lower() == "content-type" and v == "application/json" for k, v in kept):
+            return
+        self._text[secure] = kept
+        self._raw[secure] = [(k.lower().encode("latin1"), v.encode("latin1")) for k, v in kept]
+
+    def clear(self) -> None:
+        self._text.clear()
+        self._raw.clear()
+
+
 class ValidateFastPath:
     """WSGI middleware: the common validate request answered here, the rest by `app`."""
 
     def __init__(self, app: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
         self.app = app
-        # Learned from Django's own answers, per scheme (http, https): [(name, value), ...].
-        self.headers: dict[bool, list[tuple[str, str]]] = {}
-        self._metrics: _Metrics | None = None
+        self.headers = LearnedHeaders()
+        self._metrics: RouteMetrics | None = None
         setting_changed.connect(self._forget, weak=False)
 
     def _forget(self, **kwargs) -> None:
         self.headers.clear()
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        if not settings.VALIDATE_FAST_PATH or not _eligible(environ):
+        if not settings.VALIDATE_FAST_PATH or FAILED in environ or not eligible(environ):
             return self.app(environ, start_response)
         started = time.perf_counter()
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         # Whoever answers next reads the same bytes.
         environ["wsgi.input"] = io.BytesIO(body)
-        secure = _is_secure(environ)
+        secure = is_secure(environ)
         headers = self.headers.get(secure)
-        fields = self._fields(body) if headers is not None else None
+        fields = validate_view.fields_of(body) if headers is not None else None
         if fields is None or not validate_view.allowed(environ):
             return self._django(environ, start_response, secure)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
@@ -190,25 +216,16 @@ class ValidateFastPath:
             ],
         )
         if self._metrics is None:
-            self._metrics = _Metrics()
+            self._metrics = RouteMetrics()
         self._metrics.count(started)
         return [content]
-
-    @staticmethod
-    def _fields(body: bytes) -> dict | None:
-        try:
-            return validate_view.clean(validate_view.parse(body))
-        except ParseError:
-            return None
 
     def _django(self, environ: dict, start_response: StartResponse, secure: bool):
         """Django answers; a 200 JSON answer teaches the headers of later answers."""
 
         def learn(status: str, headers: list[tuple[str, str]], exc_info=None):
-            if status.startswith("200 ") and FAILED not in environ:
-                kept = [(k, v) for k, v in headers if k.lower() not in _PER_RESPONSE]
-                if ("Content-Type", "application/json") in kept:
-                    self.headers[secure] = kept
+            code = int(status.split(None, 1)[0])
+            self.headers.learn(secure, code, headers, failed=FAILED in environ)
             return start_response(status, headers, exc_info)
 
         return self.app(environ, learn)

@@ -265,27 +265,54 @@ def _server_state(license_id: Any, alias: str) -> Code | None:
     return None
 
 
-def _decide_and_record(jti: str, usage: Code, row: dict[str, Any]) -> Code:
+@functools.cache
+def _record_sql(alias: str) -> str:
+    """PostgreSQL: the audit row of a token that failed before the lookup."""
+    fields, table, columns = audit_services.unchained_columns(alias)
+    placeholders = ", ".join(["%s"] * len(fields))
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 - model names
+        "RETURNING event_data ->> 'code'"
+    )
+
+
+def _statement(alias: str, pending: _Pending, connection=None) -> tuple[str, list[Any]]:
+    """PostgreSQL: the one statement that finishes `pending` (returning its code), its
+    values prepared for `connection` (default: this thread's connection to `alias`)."""
+    connection = connection or connections[alias]
+    if pending.usage is None:
+        # The signature failed: nothing to look up, the audit row alone.
+        _fields, values = audit_services.unchained_values(alias, connection, **pending.row)
+        return _record_sql(alias), values
+    license_id = License._meta.pk.get_db_prep_value(uuid.UUID(pending.jti), connection)
+    _fields, values = audit_services.unchained_values(
+        alias, connection, license_id=license_id, **pending.row
+    )
+    decision = [
+        Code.UNKNOWN_LICENSE.value,
+        LicenseStatus.REVOKED.value,
+        Code.REVOKED.value,
+        Code.SUSPENDED.value,
+        pending.usage.value,
+    ]
+    return _decide_and_record_sql(alias), [license_id, *decision, *values]
+
+
+def _decide_and_record(pending: _Pending) -> Code:
     """The code of a token whose signature verified: the license row decides
-    UNKNOWN_LICENSE, REVOKED or SUSPENDED, else `usage` (decided from the claims) stands.
-    Records the audit `row` with that code, and with the license id when it exists."""
+    UNKNOWN_LICENSE, REVOKED or SUSPENDED, else the usage code (decided from the claims)
+    stands. Records the audit row with that code, and with the license id when it exists."""
     # Always the primary (a POST never reads the replica): a revocation is seen at once.
     alias = router.db_for_write(License)
     connection = connections[alias]
-    license_id = License._meta.pk.get_db_prep_value(uuid.UUID(jti), connection)
     if connection.vendor == "postgresql" and router.db_for_write(AuditLog) == alias:
-        _fields, values = audit_services.unchained_values(alias, license_id=license_id, **row)
-        decision = [
-            Code.UNKNOWN_LICENSE.value,
-            LicenseStatus.REVOKED.value,
-            Code.REVOKED.value,
-            Code.SUSPENDED.value,
-            usage.value,
-        ]
+        sql, params = _statement(alias, pending, connection)
         with prepared_cursor(alias) as cursor:
-            cursor.execute(_decide_and_record_sql(alias), [license_id, *decision, *values])
+            cursor.execute(sql, params)
             return Code(cursor.fetchone()[0])
-    code = _server_state(license_id, alias) or usage
+    license_id = License._meta.pk.get_db_prep_value(uuid.UUID(pending.jti), connection)
+    code = _server_state(license_id, alias) or pending.usage
+    row = pending.row
     audit_record(
         **row | {"event_data": row["event_data"] | {"code": code.value}},
         license_id=license_id if code is not Code.UNKNOWN_LICENSE else None,
@@ -293,7 +320,18 @@ def _decide_and_record(jti: str, usage: Code, row: dict[str, Any]) -> Code:
     return code
 
 
-def license_validate(
+@dataclass(frozen=True)
+class _Pending:
+    """A validation decided as far as the token alone allows: what is left is the license
+    row (when the signature verified) and the audit row."""
+
+    outcome: ValidationOutcome
+    row: dict[str, Any]  # the audit row, for audit_record / unchained_values
+    usage: Code | None = None  # the code when the license row allows use; None: decided
+    jti: str | None = None
+
+
+def _begin(
     *,
     token: str,
     module_name: str,
@@ -302,20 +340,10 @@ def license_validate(
     instance_db_uuid: str | None = None,
     instance_domain: str | None = None,
     actor: str = "public",
-) -> ValidationOutcome:
-    """Validate `token` for use of `module_name` on `odoo_version` by the instance given by
-    `fingerprint` (precomputed) or `instance_db_uuid` + `instance_domain`.
-
-    Never raises for a bad token: every outcome is a code. Side effect: one audit row
-    `license.validated` with `event_data = {"code", "fingerprint", "odoo_version"}`, the
-    license id when such a license exists, and the customer and module of the token when
-    its signature verified (else the module asked for). On PostgreSQL a verified token
-    costs one statement: lookup, decision and audit row together.
-    """
+) -> _Pending:
     presented = fingerprint or None
     if presented is None and instance_db_uuid and instance_domain:
         presented = compute_fingerprint(instance_db_uuid, instance_domain)
-
     verifier = current_verifier()
     result: Result = verify_token(verifier, token)
     outcome = ValidationOutcome.from_claims(result.code, result.claims)
@@ -331,16 +359,49 @@ def license_validate(
             "odoo_version": odoo_version,
         },
     }
-    if result.valid:
-        # The usage checks need the claims only; the license row, read next, takes
-        # precedence over them (the contract's order: UNKNOWN_LICENSE, REVOKED, SUSPENDED
-        # before MODULE_MISMATCH and the rest).
-        usage = verifier.check_usage(
-            result.claims, module_name=module_name, odoo_version=odoo_version, fingerprint=presented
-        )
-        code = _decide_and_record(result.claims["jti"], usage.code, row)
-        outcome = dataclasses.replace(outcome, code=code)
+    if not result.valid:
+        return _Pending(outcome, row)
+    # The usage checks need the claims only; the license row, read next, takes precedence
+    # over them (the contract's order: UNKNOWN_LICENSE, REVOKED, SUSPENDED before
+    # MODULE_MISMATCH and the rest).
+    usage = verifier.check_usage(
+        result.claims, module_name=module_name, odoo_version=odoo_version, fingerprint=presented
+    )
+    return _Pending(outcome, row, usage.code, result.claims["jti"])
+
+
+def license_validate(**request: Any) -> ValidationOutcome:
+    """Validate `token` for use of `module_name` on `odoo_version` by the instance given by
+    `fingerprint` (precomputed) or `instance_db_uuid` + `instance_domain` (keyword
+    arguments; `actor` defaults to "public").
+
+    Never raises for a bad token: every outcome is a code. Side effect: one audit row
+    `license.validated` with `event_data = {"code", "fingerprint", "odoo_version"}`, the
+    license id when such a license exists, and the customer and module of the token when
+    its signature verified (else the module asked for). On PostgreSQL a verified token
+    costs one statement: lookup, decision and audit row together.
+    """
+    pending = _begin(**request)
+    if pending.usage is None:
+        audit_record(**pending.row)
+        code = pending.outcome.code
     else:
-        audit_record(**row)
-    metrics.validation_recorded(outcome.code)
-    return outcome
+        code = _decide_and_record(pending)
+    metrics.validation_recorded(code)
+    return dataclasses.replace(pending.outcome, code=code)
+
+
+async def license_validate_async(
+    connection, wrapper, alias: str, **request: Any
+) -> ValidationOutcome:
+    """`license_validate` on an asynchronous psycopg `connection` (autocommit) to the
+    PostgreSQL database `alias`: the same checks, the same single statement, the same audit
+    row. `wrapper` is a Django connection object to that database, used only to prepare the
+    values and to raise database errors as Django's (django.db.OperationalError, ...)."""
+    pending = _begin(**request)
+    sql, params = _statement(alias, pending, wrapper)
+    with wrapper.wrap_database_errors:
+        cursor = await connection.execute(sql, params)
+        code = Code((await cursor.fetchone())[0])
+    metrics.validation_counted(code)
+    return dataclasses.replace(pending.outcome, code=code)

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils.datastructures import CaseInsensitiveMapping
+
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "Vq8-zL3wN_r5Tb0yXe7uKc2mHd9sFj4gPa6iQo1tZn-WbRvU_lMkYxCs"
 
@@ -53,10 +55,15 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def _headers(message) -> CaseInsensitiveMapping:
+    """Header names are case-insensitive (the ASGI server sends them in lower case)."""
+    return CaseInsensitiveMapping(dict(message.items()))
+
+
 @dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: CaseInsensitiveMapping
     body: bytes
 
     def json(self):
@@ -143,9 +150,9 @@ class Server:
             request.add_header(name, value)
         try:
             with _OPENER.open(request, timeout=30) as response:
-                return Response(response.status, dict(response.headers), response.read())
+                return Response(response.status, _headers(response.headers), response.read())
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers), error.read())
+            return Response(error.code, _headers(error.headers), error.read())
 
 
 def manage(env: dict[str, str], *args: str) -> str:

@@ -79,7 +79,6 @@ def gunicorn_config(**env) -> dict[str, str]:
             "-c",
             "gunicorn.conf.py",
             "--print-config",
-            "aegis.wsgi",
         ],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith(("WEB_", "GUNICORN_"))}
@@ -99,7 +98,8 @@ def gunicorn_config(**env) -> dict[str, str]:
 def test_gunicorn_settings_come_from_the_environment(tmp_path):
     default = gunicorn_config(metrics_dir=str(tmp_path / "a"))
     assert default["workers"] == str(os.cpu_count())  # one per CPU, measured (gunicorn.conf.py)
-    assert default["worker_class"] == "gthread" and default["preload_app"] == "True"
+    assert default["worker_class"] == "aegis.uvicorn_worker.Worker"
+    assert default["wsgi_app"] == "aegis.asgi:application" and default["preload_app"] == "True"
     assert default["logger_class"] == "aegis.gunicorn_logging.GunicornLogger"
     assert default["bind"] == "['0.0.0.0:8000']"
     tuned = gunicorn_config(
@@ -110,6 +110,7 @@ def test_gunicorn_settings_come_from_the_environment(tmp_path):
         PORT="9001",
     )
     assert tuned["workers"] == "3" and tuned["worker_class"] == "sync"
+    assert tuned["wsgi_app"] == "aegis.wsgi:application"  # gunicorn's own workers: WSGI
     assert tuned["timeout"] == "45" and tuned["bind"] == "['0.0.0.0:9001']"
     assert (tmp_path / "b").is_dir()
 

@@ -1,0 +1,236 @@
+"""`POST /api/v1/licenses/validate` answered on the event loop, in front of Django.
+
+The ASGI counterpart of licensing/validate_wsgi.py, and what `aegis.asgi` serves: the same
+requests are eligible (`validate_wsgi.eligible`), the answer is the same service's
+(`license_validate_async`: same checks, same single statement, same audit row), rendered by
+the same renderer, with the headers Django's middleware put on its own last answer of that
+kind. What differs is the database access: a small pool of asynchronous psycopg
+connections per worker process (`VALIDATE_DB_POOL_SIZE`, opened at the first validation),
+so a worker serves many validations at once on one thread, with no thread hand-offs and no
+lock contention — measured on 2 cores, twice the validations per second of the threaded
+server for the same CPU.
+
+Anything not eligible, and any request while the headers are not yet learned, goes to the
+Django application unchanged. An exception (the database is down) goes to Django with the
+exception in the scope (`validate_view.FAILED`): the lean view raises it there, so the API
+boundary answers 503 as on every other route, and the service never runs twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import connections, router
+from psycopg import OperationalError
+from psycopg.pq import ConnStatus
+
+from aegis import context
+from aegis.middleware import _REQUEST_ID_RE
+from licensing import validate_view
+from licensing.api import outcome_body
+from licensing.models import License
+from licensing.validate_wsgi import PATH, LearnedHeaders, RouteMetrics, eligible, is_secure
+from licensing.validation import license_validate_async
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
+
+
+def environ_of(scope: dict) -> dict[str, Any]:
+    """The WSGI environ keys of an HTTP scope that eligibility, throttles and the request
+    context read (headers joined as a WSGI server joins them)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin1"),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin1").upper().replace("-", "_")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = f"HTTP_{name}"
+        value = raw_value.decode("latin1")
+        environ[name] = f"{environ[name]},{value}" if name in environ else value
+    return environ
+
+
+async def closed_by_peer(connection) -> None:
+    """The pool's check before it lends a connection: raise if the server (or anything on
+    the way) closed it while it sat idle — a restart, a failover, a proxy's idle timeout —
+    so the pool replaces it instead of failing a validation with it. A non-blocking read of
+    what already arrived on the socket: no round trip, unlike `SELECT 1`."""
+    pgconn = connection.pgconn
+    # The first read takes what the server sent before closing (its FATAL message), the
+    # second meets the end of the stream and raises OperationalError; on a healthy idle
+    # connection both find nothing.
+    pgconn.consume_input()
+    pgconn.consume_input()
+    if pgconn.status != ConnStatus.OK:
+        raise OperationalError("the connection is closed")
+
+
+class _Database:
+    """The pool of asynchronous connections to the primary, opened on first use."""
+
+    def __init__(self) -> None:
+        self.pool = None
+        self.alias = ""
+        self.wrapper = None
+
+    async def ready(self):
+        if self.pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            alias = router.db_for_write(License)
+            wrapper = connections.create_connection(alias)
+            params = wrapper.get_connection_params()
+            params.pop("cursor_factory", None)  # Django's synchronous cursor class
+            self.alias, self.wrapper = alias, wrapper
+            pool = AsyncConnectionPool(
+                kwargs={**params, "autocommit": True},
+                check=closed_by_peer,
+                min_size=1,
+                max_size=settings.VALIDATE_DB_POOL_SIZE,
+                timeout=settings.VALIDATE_DB_POOL_TIMEOUT,
+                name="aegis-validate",
+                open=False,
+            )
+            with wrapper.wrap_database_errors:
+                await pool.open()
+            self.pool = pool
+        return self.pool
+
+    async def validate(self, fields: dict[str, Any]):
+        """`license_validate_async` on a pooled connection; every database error, the
+        pool's own included (none free in time: PoolTimeout), raised as Django's."""
+        pool = await self.ready()
+        with self.wrapper.wrap_database_errors:
+            async with pool.connection() as connection:
+                return await license_validate_async(connection, self.wrapper, self.alias, **fields)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+
+class ValidateFastPathASGI:
+    """ASGI middleware: the common validate request answered here, the rest by `app`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = LearnedHeaders()
+        self.database = _Database()
+        self._metrics: RouteMetrics | None = None
+        setting_changed.connect(self._forget, weak=False)
+
+    def _forget(self, **kwargs) -> None:
+        self.headers.clear()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or not settings.VALIDATE_FAST_PATH
+        ):
+            return await self.app(scope, receive, send)
+        environ = environ_of(scope)
+        if not eligible(environ):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        body = await _body(receive)
+        replay = _replaying(body, receive)
+        secure = is_secure(environ)
+        headers = self.headers.raw(secure)
+        fields = validate_view.fields_of(body) if headers is not None else None
+        if fields is None or not validate_view.allowed(environ):
+            return await self._django(scope, replay, send, secure)
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        token = context.bind(
+            context.RequestContext(ip=environ.get("REMOTE_ADDR") or None, request_id=request_id)
+        )
+        try:
+            outcome = await self.database.validate(fields)
+        except Exception as exc:  # answered by Django's error handling (the API boundary)
+            return await self._django({**scope, validate_view.FAILED: exc}, replay, send, secure)
+        finally:
+            context.reset(token)
+        content = validate_view.render(outcome_body(outcome))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    *headers,
+                    (b"x-request-id", request_id.encode("latin1")),
+                    (b"content-length", str(len(content)).encode("latin1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+        if self._metrics is None:
+            self._metrics = RouteMetrics()
+        self._metrics.count(started)
+        return None
+
+    async def _django(self, scope, receive, send, secure: bool):
+        """Django answers; a 200 JSON answer teaches the headers of later answers."""
+
+        async def learn(message):
+            if message["type"] == "http.response.start":
+                self.headers.learn(
+                    secure,
+                    message["status"],
+                    [(k.decode("latin1"), v.decode("latin1")) for k, v in message["headers"]],
+                    failed=validate_view.FAILED in scope,
+                )
+            await send(message)
+
+        return await self.app(scope, receive, learn)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.database.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _body(receive) -> bytes:
+    chunks = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive):
+    """A `receive` that gives the body read here once more, then the client's messages."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

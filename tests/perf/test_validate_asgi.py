@@ -1,0 +1,271 @@
+"""The application gunicorn serves (aegis.asgi): validations answered on the event loop
+(licensing/validate_asgi.py) exactly as Django answers them, everything else by Django.
+
+Requests are ASGI messages handed to the real stack (the fast path in front of a2wsgi in
+front of Django's WSGI handler), on one event loop per test; the fast path's own pooled
+connections see committed rows only, so these tests commit (transaction=True).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from a2wsgi import WSGIMiddleware
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.utils.datastructures import CaseInsensitiveMapping
+
+from aegis.asgi import AccessLog
+from audit.models import AuditLog
+from licensing import validate_view, validate_wsgi
+from licensing.services import license_revoke
+from licensing.validate_asgi import ValidateFastPathASGI
+from tests.conftest import ACTOR, refuse_audit_inserts
+
+URL = "/api/v1/licenses/validate"
+MODULE = "biz4a_payroll_drc"
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+class Counted:
+    """Django's application (WSGI, run in threads by a2wsgi), counting what it is handed."""
+
+    def __init__(self) -> None:
+        self.app = WSGIMiddleware(WSGIHandler(), workers=2)
+        self.calls = 0
+
+    async def __call__(self, scope, receive, send):
+        self.calls += 1
+        return await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def django_app() -> Counted:
+    return Counted()
+
+
+@pytest.fixture
+def fast(django_app, loop):
+    app = ValidateFastPathASGI(django_app)
+    yield app
+    loop.run_until_complete(app.database.close())
+    # Django's connections in a2wsgi's threads stay open (persistent connections): end
+    # them, so the test database can be flushed and dropped.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def call(loop, app, body, *, headers=(), method="POST", path=URL, scheme="http"):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            *((k.encode(), v.encode()) for k, v in headers),
+        ],
+        "client": ("10.1.2.3", 50000),
+        "server": ("testserver", 80),
+    }
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # the client waits for the answer
+
+    async def send(message):
+        sent.append(message)
+
+    loop.run_until_complete(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = CaseInsensitiveMapping({k.decode(): v.decode() for k, v in start["headers"]})
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], headers, content
+
+
+def body_for(license, **fields) -> dict:
+    return {"token": license.token, "module_name": MODULE, "odoo_version": "17.0"} | fields
+
+
+def last_audit() -> dict:
+    row = AuditLog.objects.latest("id")
+    return {
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "license_id": row.license_id,
+        "customer_id": row.customer_id,
+        "module_name": row.module_name,
+        "ip": str(row.ip),
+        "event_data": row.event_data,
+    }
+
+
+def comparable(headers) -> dict:
+    return {k.lower(): v for k, v in headers.items() if k.lower() != "x-request-id"}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"odoo_version": "16.0"},
+        {"module_name": "other_module"},
+        {"token": "not-a-token"},
+        {"fingerprint": "sha256:" + "0" * 64},
+    ],
+    ids=lambda f: json.dumps(f)[:40],
+)
+def test_answers_as_django_does(loop, fast, django_app, make_license, fields):
+    license = make_license(license_type="subscription", duration_days=30)
+    body = body_for(license, **fields)
+    django = call(loop, django_app, body)
+    django_audit = last_audit()
+    call(loop, fast, body)  # the first one teaches the headers
+    calls = django_app.calls
+    ours = call(loop, fast, body)
+    assert django_app.calls == calls  # answered on the event loop
+    assert last_audit() == django_audit
+    assert ours[0] == django[0] == 200
+    assert ours[2] == django[2]
+    assert comparable(ours[1]) == comparable(django[1])
+
+
+def test_revocation_is_seen_on_the_next_request(loop, fast, make_license):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    assert json.loads(call(loop, fast, body_for(license))[2])["code"] == "VALID"
+    license_revoke(actor=ACTOR, license_id=license.pk, reason="chargeback")
+    assert json.loads(call(loop, fast, body_for(license))[2])["code"] == "REVOKED"
+
+
+def test_the_audit_row_has_the_request_id_and_address(loop, fast, make_license):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    status, headers, _ = call(loop, fast, body_for(license), headers=[("x-request-id", "odoo-7")])
+    assert status == 200 and headers["X-Request-ID"] == "odoo-7"
+    row = AuditLog.objects.latest("id")
+    assert (row.request_id, str(row.ip), row.event_type) == (
+        "odoo-7",
+        "10.1.2.3",
+        "license.validated",
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ([("origin", "https://erp.example.com")], None, 200),
+        ([("accept", "application/xml")], None, 406),
+        ([], b"{", 400),
+        ([], {"token": 1, "module_name": MODULE, "odoo_version": "17"}, 400),
+    ],
+    ids=["origin", "accept", "json", "type"],
+)
+def test_other_requests_go_to_django(loop, fast, django_app, make_license, headers, body, status):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    calls = django_app.calls
+    answer = call(loop, fast, body if body is not None else body_for(license), headers=headers)
+    assert django_app.calls == calls + 1
+    assert answer[0] == status
+    assert answer[1]["Content-Type"] == "application/json"
+
+
+def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
+    loop, fast, make_license, monkeypatch
+):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    runs = []
+    service = validate_wsgi.license_validate
+
+    def counted(**fields):
+        runs.append(fields)
+        return service(**fields)
+
+    monkeypatch.setattr(validate_view, "license_validate", counted)
+    refuse_audit_inserts("fail_audit_asgi")
+    try:
+        status, _headers, content = call(loop, fast, body_for(license))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER fail_audit_asgi ON audit_auditlog")
+            cursor.execute("DROP FUNCTION fail_audit_asgi()")
+    assert status == 503
+    assert json.loads(content)["code"] == "service_unavailable"
+    assert runs == []  # Django raised the fast path's error; it did not validate again
+
+
+def test_a_connection_the_server_closed_is_replaced_not_used(loop, fast, make_license):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    assert call(loop, fast, body_for(license))[0] == 200
+    with connection.cursor() as cursor:  # the server ends the pool's idle connections
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = '' AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
+        )
+        assert cursor.fetchone() is not None
+    status, _, content = call(loop, fast, body_for(license))
+    assert status == 200 and json.loads(content)["code"] == "VALID"
+
+
+def test_one_access_line_per_request(loop, fast, make_license, caplog):
+    license = make_license()
+    access = logging.getLogger("gunicorn.access")
+    handler = logging.NullHandler()
+    access.addHandler(handler)  # AccessLog writes when gunicorn's access log is on
+    try:
+        with caplog.at_level(logging.INFO, logger="gunicorn.access"):
+            status, headers, content = call(loop, AccessLog(fast), body_for(license))
+    finally:
+        access.removeHandler(handler)
+    (record,) = [r for r in caplog.records if r.name == "gunicorn.access"]
+    assert record.getMessage() == "access"
+    assert (record.method, record.path, record.status) == ("POST", URL, status)
+    assert record.bytes == len(content) and record.request_id == headers["X-Request-ID"]
+    assert record.remote_ip == "10.1.2.3"
+
+
+def test_lifespan_closes_the_pool(loop, fast, make_license):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    call(loop, fast, body_for(license))
+    assert fast.database.pool is not None
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    loop.run_until_complete(fast({"type": "lifespan"}, receive, send))
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert fast.database.pool is None
