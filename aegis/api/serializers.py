@@ -7,7 +7,20 @@ misspelt optional field is an error rather than silently ignored.
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.utils import timezone
 from rest_framework import serializers
+
+
+def instant(value: dt.datetime | None, tz: dt.tzinfo | None = None) -> str | None:
+    """An aware datetime as DRF's DateTimeField writes it (ISO 8601 in the current time
+    zone, `Z` for UTC), at a fraction of its cost: list pages format four per row. Pass
+    `tz` (timezone.get_current_timezone()) when formatting several."""
+    if value is None:
+        return None
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class StrictCharField(serializers.CharField):
