@@ -25,6 +25,7 @@ Every value comes from the environment, with a production default:
 Logs use the application's format (LOG_FORMAT, json by default): see aegis/gunicorn_logging.py.
 """
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -96,6 +97,15 @@ if _metrics_dir.exists():
         else:
             _entry.unlink()
 _metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def pre_fork(server, worker):
+    # A full garbage collection in a worker walked every object Django had loaded before the
+    # fork: 70-100 ms each, measured, the tail of single-client list latency (p99 44-68 ms
+    # for a page that takes 6-10 ms). Objects created before the fork are moved out of the
+    # collector's reach, as CPython's documentation advises for pre-forking servers
+    # (gc.freeze); the worker's own garbage is collected as before: p99 14-19 ms.
+    gc.freeze()
 
 
 def child_exit(server, worker):
