@@ -81,30 +81,27 @@ def _unchained_insert(alias: str) -> tuple[list, str, bool]:
     return fields, sql, returning
 
 
-def _row_fields(
-    *,
-    event_type: str,
-    actor: str,
-    license_id: uuid.UUID | str | None = None,
-    customer_id: str | None = None,
-    module_name: str | None = None,
-    event_data: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A row's fields: the given ones, the request context (client IP, request id), the
-    masked data and the time — as the database will give them back (JSON-normalised data,
-    microsecond UTC time), since the chain hash is computed over exactly these values."""
+# What a row may be given: audit_record's keyword arguments.
+_GIVEN = {"license_id": None, "customer_id": None, "module_name": None, "event_data": None}
+
+
+def _row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's fields: the given ones (`event_type`, `actor` and those of `_GIVEN`), the
+    request context (client IP, request id), the masked data and the time — as the database
+    will give them back (JSON-normalised data, microsecond UTC time), since the chain hash
+    is computed over exactly these values."""
+    unknown = set(row) - set(_GIVEN) - {"event_type", "actor"}
+    if unknown:
+        raise TypeError(f"unknown audit fields: {sorted(unknown)}")
     ctx = context.current()
-    return {
-        "event_type": event_type,
-        "actor": actor,
-        "license_id": license_id,
-        "customer_id": customer_id,
-        "module_name": module_name,
-        "ip": ctx.ip,
-        "request_id": ctx.request_id,
-        "event_data": json.loads(json.dumps(mask_secrets(dict(event_data or {})))),
-        "created_at": timezone.now(),
-    }
+    fields = _GIVEN | dict(row)
+    fields.update(
+        ip=ctx.ip,
+        request_id=ctx.request_id,
+        event_data=json.loads(json.dumps(mask_secrets(dict(fields["event_data"] or {})))),
+        created_at=timezone.now(),
+    )
+    return fields
 
 
 def unchained_values(alias: str, connection=None, **row: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -112,7 +109,7 @@ def unchained_values(alias: str, connection=None, **row: Any) -> tuple[dict[str,
     order of `unchained_columns`: what `audit_record` inserts, for a statement that inserts
     the row together with other work (the validate path, licensing.validation). The values
     are prepared for `connection` (default: this thread's connection to `alias`)."""
-    fields = _row_fields(**row)
+    fields = _row_fields(row)
     connection = connection or connections[alias]
     columns = unchained_columns(alias)[0]
     return fields, [c.get_db_prep_save(fields[c.attname], connection) for c in columns]
@@ -157,7 +154,7 @@ def audit_record(
     if not chain.is_chained(event_type):
         alias = router.db_for_write(AuditLog)
         return _insert_unchained(alias, *unchained_values(alias, **row))
-    fields = _row_fields(**row)
+    fields = _row_fields(row)
     # savepoint=False: no extra round trips inside the service's transaction, and a
     # transaction of its own when called outside one (the lock must outlive the INSERT).
     with transaction.atomic(savepoint=False):

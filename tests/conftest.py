@@ -6,6 +6,7 @@ the developer's keys/ and no key outlives its test.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -91,6 +92,21 @@ def refuse_audit_inserts(name: str) -> None:
                 f"CREATE TRIGGER {name} BEFORE INSERT ON audit_auditlog "
                 f"BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END"
             )
+
+
+@contextlib.contextmanager
+def audit_inserts_refused(name: str):
+    """`refuse_audit_inserts` for the duration of the block, for tests whose writes commit."""
+    refuse_audit_inserts(name)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER {name} ON audit_auditlog")
+                cursor.execute(f"DROP FUNCTION {name}()")
+            else:
+                cursor.execute(f"DROP TRIGGER {name}")
 
 
 @pytest.fixture

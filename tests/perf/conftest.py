@@ -10,3 +10,38 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+def last_audit() -> dict:
+    """The newest audit row, without what differs between two equal requests (id, time,
+    request id)."""
+    from audit.models import AuditLog
+
+    row = AuditLog.objects.latest("id")
+    return {
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "license_id": row.license_id,
+        "customer_id": row.customer_id,
+        "module_name": row.module_name,
+        "ip": None if row.ip is None else str(row.ip),
+        "event_data": row.event_data,
+    }
+
+
+@pytest.fixture
+def service_runs(monkeypatch) -> list:
+    """The calls of the synchronous validation service, from the fast path in front of
+    Django and from the view behind it (a spy: the real service runs)."""
+    from licensing import validate_view, validate_wsgi
+
+    runs = []
+    service = validate_view.license_validate
+
+    def counted(**fields):
+        runs.append(fields)
+        return service(**fields)
+
+    monkeypatch.setattr(validate_wsgi, "license_validate", counted)
+    monkeypatch.setattr(validate_view, "license_validate", counted)
+    return runs

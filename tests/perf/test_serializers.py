@@ -44,9 +44,7 @@ def test_license_rows_are_the_declared_fields(make_license, customer):
     ]
     license_revoke(actor=ACTOR, license_id=made[1].pk, reason="chargeback ✓")
     expired = made[2]
-    License.objects.filter(pk=expired.pk).update(
-        expires_at=timezone.now() - dt.timedelta(days=1)
-    )
+    License.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - dt.timedelta(days=1))
     customer_update(actor=ACTOR, customer_id=customer.id, name="Ünïcode & Co")
     for license in License.objects.select_related("customer"):
         assert_same(LicenseSerializer(), license)

@@ -20,10 +20,10 @@ from django.utils.datastructures import CaseInsensitiveMapping
 
 from aegis.asgi import AccessLog
 from audit.models import AuditLog
-from licensing import validate_view, validate_wsgi
 from licensing.services import license_revoke
 from licensing.validate_asgi import ValidateFastPathASGI
-from tests.conftest import ACTOR, refuse_audit_inserts
+from tests.conftest import ACTOR, audit_inserts_refused
+from tests.perf.conftest import last_audit
 
 URL = "/api/v1/licenses/validate"
 MODULE = "biz4a_payroll_drc"
@@ -111,19 +111,6 @@ def body_for(license, **fields) -> dict:
     return {"token": license.token, "module_name": MODULE, "odoo_version": "17.0"} | fields
 
 
-def last_audit() -> dict:
-    row = AuditLog.objects.latest("id")
-    return {
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "license_id": row.license_id,
-        "customer_id": row.customer_id,
-        "module_name": row.module_name,
-        "ip": str(row.ip),
-        "event_data": row.event_data,
-    }
-
-
 def comparable(headers) -> dict:
     return {k.lower(): v for k, v in headers.items() if k.lower() != "x-request-id"}
 
@@ -196,28 +183,16 @@ def test_other_requests_go_to_django(loop, fast, django_app, make_license, heade
 
 
 def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
-    loop, fast, make_license, monkeypatch
+    loop, fast, make_license, service_runs
 ):
     license = make_license()
     call(loop, fast, body_for(license))
-    runs = []
-    service = validate_wsgi.license_validate
-
-    def counted(**fields):
-        runs.append(fields)
-        return service(**fields)
-
-    monkeypatch.setattr(validate_view, "license_validate", counted)
-    refuse_audit_inserts("fail_audit_asgi")
-    try:
+    service_runs.clear()  # the first request, answered by Django, taught the headers
+    with audit_inserts_refused("fail_audit_asgi"):
         status, _headers, content = call(loop, fast, body_for(license))
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER fail_audit_asgi ON audit_auditlog")
-            cursor.execute("DROP FUNCTION fail_audit_asgi()")
     assert status == 503
     assert json.loads(content)["code"] == "service_unavailable"
-    assert runs == []  # Django raised the fast path's error; it did not validate again
+    assert service_runs == []  # Django raised the fast path's error; it did not validate again
 
 
 def test_a_connection_the_server_closed_is_replaced_not_used(loop, fast, make_license):

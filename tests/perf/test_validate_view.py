@@ -16,6 +16,7 @@ from aegis.hotpath import SELF, short_chain
 from audit.models import AuditLog
 from licensing import validate_view
 from licensing.api import ValidateRequestSerializer
+from tests.perf.conftest import last_audit
 
 URL = "/api/v1/licenses/validate"
 MODULE = "biz4a_payroll_drc"
@@ -75,18 +76,6 @@ def _answer(view, body, **extra):
     return response
 
 
-def _last_audit() -> dict:
-    row = AuditLog.objects.latest("id")
-    return {
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "license_id": row.license_id,
-        "customer_id": row.customer_id,
-        "module_name": row.module_name,
-        "event_data": row.event_data,
-    }
-
-
 @pytest.mark.parametrize(
     "fields",
     [
@@ -105,10 +94,10 @@ def test_body_headers_and_audit_row_are_the_actions(make_license, fields):
     license = make_license(license_type="subscription", duration_days=30)
     body = {"token": license.token, "module_name": MODULE, "odoo_version": "17.0"} | fields
     action = _answer(validate_view.action_view(), body)
-    action_audit = _last_audit()
+    action_audit = last_audit()
     fast = _answer(validate_view.validate, body)
     assert AuditLog.objects.latest("id").id > 0
-    assert _last_audit() == action_audit
+    assert last_audit() == action_audit
     assert fast.status_code == action.status_code == 200
     assert fast.content == action.content
     for header in ("Content-Type", "Allow", "Vary"):

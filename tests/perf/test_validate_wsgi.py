@@ -16,10 +16,10 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from prometheus_client import REGISTRY
 
 from audit.models import AuditLog
-from licensing import validate_view, validate_wsgi
 from licensing.services import license_revoke
 from licensing.validate_wsgi import ValidateFastPath
-from tests.conftest import ACTOR, refuse_audit_inserts
+from tests.conftest import ACTOR, audit_inserts_refused
+from tests.perf.conftest import last_audit
 
 URL = "/api/v1/licenses/validate"
 MODULE = "biz4a_payroll_drc"
@@ -97,19 +97,6 @@ def call(app, body, **extra) -> tuple[int, dict[str, str], bytes]:
 
 def body_for(license, **fields) -> dict:
     return {"token": license.token, "module_name": MODULE, "odoo_version": "17.0"} | fields
-
-
-def last_audit() -> dict:
-    row = AuditLog.objects.latest("id")
-    return {
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "license_id": row.license_id,
-        "customer_id": row.customer_id,
-        "module_name": row.module_name,
-        "ip": row.ip,
-        "event_data": row.event_data,
-    }
 
 
 def without_request_id(headers) -> dict:
@@ -261,35 +248,17 @@ def test_turned_off_every_request_goes_to_django(fast, django_app, make_license,
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
-    fast, django_app, make_license, monkeypatch
+    fast, django_app, make_license, service_runs
 ):
     license = make_license()
     call(fast, body_for(license))
-    runs = []
-    service = validate_wsgi.license_validate
-
-    def counted(**fields):
-        runs.append(fields)
-        return service(**fields)
-
-    monkeypatch.setattr(validate_wsgi, "license_validate", counted)
-    monkeypatch.setattr(validate_view, "license_validate", counted)
-    refuse_audit_inserts("fail_audit_fast_path")
-    try:
+    service_runs.clear()  # the first request, answered by Django, taught the headers
+    with audit_inserts_refused("fail_audit_fast_path"):
         status, headers, content = call(fast, body_for(license))
-    finally:
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("DROP TRIGGER fail_audit_fast_path ON audit_auditlog")
-                cursor.execute("DROP FUNCTION fail_audit_fast_path()")
-            else:
-                cursor.execute("DROP TRIGGER fail_audit_fast_path")
     assert status == 503
     assert json.loads(content)["code"] == "service_unavailable"
     assert headers["Content-Type"] == "application/json"
-    assert len(runs) == 1  # the service ran in front of Django, and not again
+    assert len(service_runs) == 1  # the service ran in front of Django, and not again
 
 
 def test_prometheus_counts_the_fast_paths_answers(fast, make_license):
