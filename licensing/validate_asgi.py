@@ -34,7 +34,14 @@ from aegis.middleware import _REQUEST_ID_RE
 from licensing import validate_view
 from licensing.api import outcome_body
 from licensing.models import License
-from licensing.validate_wsgi import PATH, LearnedHeaders, RouteMetrics, eligible, is_secure
+from licensing.validate_wsgi import (
+    PATH,
+    LearnedHeaders,
+    RouteMetrics,
+    eligible,
+    is_secure,
+    throttle_allows,
+)
 from licensing.validation import license_validate_async
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
@@ -153,7 +160,7 @@ class ValidateFastPathASGI:
         secure = is_secure(environ)
         headers = self.headers.raw(secure)
         fields = validate_view.fields_of(body) if headers is not None else None
-        if fields is None or not validate_view.allowed(environ):
+        if fields is None or not throttle_allows(environ):
             return await self._django(scope, replay, send, secure)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex

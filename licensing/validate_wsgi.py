@@ -139,6 +139,15 @@ class RouteMetrics:
         self.latency_before.observe(elapsed)
 
 
+def throttle_allows(environ: dict) -> bool:
+    """The action's throttles allow this client. False as well when they cannot be asked
+    (the cache is down): Django then asks them again and answers as on every route (503)."""
+    try:
+        return validate_view.allowed(environ)
+    except Exception:  # the cache's own errors (redis.ConnectionError, ...): Django answers
+        return False
+
+
 class LearnedHeaders:
     """The headers of Django's last 200 JSON answer to an eligible request, per scheme
     (http, https), without the per-response ones; as text and as ASGI bytes."""
@@ -189,7 +198,7 @@ class ValidateFastPath:
         secure = is_secure(environ)
         headers = self.headers.get(secure)
         fields = validate_view.fields_of(body) if headers is not None else None
-        if fields is None or not validate_view.allowed(environ):
+        if fields is None or not throttle_allows(environ):
             return self._django(environ, start_response, secure)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex

@@ -7,11 +7,13 @@ the developer's keys/ and no key outlives its test.
 from __future__ import annotations
 
 import contextlib
+import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from aegis import actors
 from customers.services import customer_create
@@ -117,3 +119,27 @@ def audit_insert_fails(db):
 
 def cli_actor() -> str:
     return actors.for_cli()
+
+
+@pytest.fixture
+def cache_unreachable():
+    """The shared cache (Redis, behind every rate limit) on a port where nothing listens;
+    restored before the suite's own cache clean-up runs."""
+    with cache_unreachable_now():
+        yield
+
+
+@contextlib.contextmanager
+def cache_unreachable_now():
+    """`cache_unreachable` for the duration of a block."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        yield

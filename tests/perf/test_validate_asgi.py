@@ -9,6 +9,7 @@ connections see committed rows only, so these tests commit (transaction=True).
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 
@@ -22,7 +23,7 @@ from aegis.asgi import AccessLog
 from audit.models import AuditLog
 from licensing.services import license_revoke
 from licensing.validate_asgi import ValidateFastPathASGI
-from tests.conftest import ACTOR, audit_inserts_refused
+from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
 from tests.perf.conftest import last_audit
 
 URL = "/api/v1/licenses/validate"
@@ -244,3 +245,14 @@ def test_lifespan_closes_the_pool(loop, fast, make_license):
     loop.run_until_complete(fast({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert fast.database.pool is None
+
+
+def test_a_cache_outage_is_answered_by_django_with_503(loop, fast, make_license):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    learned = copy.deepcopy(fast.headers)
+    with cache_unreachable_now():
+        fast.headers = learned  # ready, as a worker is when its cache goes away
+        status, headers, content = call(loop, fast, body_for(license))
+    assert status == 503 and headers["Content-Type"] == "application/json"
+    assert json.loads(content)["code"] == "service_unavailable"

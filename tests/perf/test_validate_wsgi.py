@@ -4,6 +4,7 @@ Django. Requests are WSGI environs handed to the real application, as gunicorn h
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import sys
@@ -18,7 +19,7 @@ from prometheus_client import REGISTRY
 from audit.models import AuditLog
 from licensing.services import license_revoke
 from licensing.validate_wsgi import ValidateFastPath
-from tests.conftest import ACTOR, audit_inserts_refused
+from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
 from tests.perf.conftest import last_audit
 
 URL = "/api/v1/licenses/validate"
@@ -270,3 +271,16 @@ def test_prometheus_counts_the_fast_paths_answers(fast, make_license):
     call(fast, body_for(license))
     call(fast, body_for(license))
     assert REGISTRY.get_sample_value(name, labels) == before + 2
+
+
+def test_a_cache_outage_is_answered_by_django_with_503(fast, make_license, settings):
+    """The throttles cannot be asked: the request goes to Django, whose answer is the same
+    as on every route (503 JSON), never a server error."""
+    license = make_license()
+    call(fast, body_for(license))
+    learned = copy.deepcopy(fast.headers)
+    with cache_unreachable_now():
+        fast.headers = learned  # ready, as a worker is when its cache goes away
+        status, headers, content = call(fast, body_for(license))
+    assert status == 503 and headers["Content-Type"] == "application/json"
+    assert json.loads(content)["code"] == "service_unavailable"

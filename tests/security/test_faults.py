@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
-from django.test import override_settings
 
 from audit.models import AuditLog
 from customers.models import Customer
@@ -121,23 +120,6 @@ def test_the_process_reconnects_after_an_outage_without_a_restart(anon, make_key
     revoked = issuer.delete(f"{LICENSES}/{license.id}/revoke", {"reason": "back"}, format="json")
     assert revoked.status_code == 200
     assert validate(anon, license.token).json()["code"] == "REVOKED"
-
-
-@pytest.fixture
-def cache_unreachable():
-    """The shared cache (Redis, behind every rate limit) on a port where nothing listens;
-    restored before the suite's own cache clean-up runs."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    unreachable = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-        }
-    }
-    with override_settings(CACHES=unreachable):
-        yield
 
 
 @pytest.mark.django_db
