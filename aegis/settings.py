@@ -164,6 +164,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles, shared by every worker and instance in production) --------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://aegis")}
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    # Every rate-limited request asks Redis (validations from the workers' event loop): an
+    # unreachable or stalled Redis must fail fast (503) rather than hold them all.
+    CACHES["default"].setdefault("OPTIONS", {})
+    CACHES["default"]["OPTIONS"].setdefault(
+        "SOCKET_CONNECT_TIMEOUT", env.float("CACHE_CONNECT_TIMEOUT", default=1.0)
+    )
+    CACHES["default"]["OPTIONS"].setdefault(
+        "SOCKET_TIMEOUT", env.float("CACHE_TIMEOUT", default=1.0)
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -12,10 +12,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
+from django.test import override_settings
 
 from audit.models import AuditLog
 from customers.models import Customer
@@ -136,6 +139,43 @@ def test_a_cache_outage_answers_503_json_and_changes_nothing(
     assert_unavailable(issuer.post(LICENSES, ISSUE, format="json"), "service_unavailable")
     assert_unavailable(issuer.get(LICENSES, HTTP_X_API_KEY="wrong.key"), "service_unavailable")
     assert License.objects.count() == 1 and AuditLog.objects.count() == before
+
+
+def _redis_cache_settings() -> dict:
+    """CACHES as the settings build them for a Redis CACHE_URL (in a fresh interpreter)."""
+    code = "from django.conf import settings; import json; print(json.dumps(settings.CACHES))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHE")}
+    env |= {"CACHE_URL": "redis://127.0.0.1:6379/0", "DJANGO_SETTINGS_MODULE": "aegis.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db
+def test_a_stalled_cache_fails_fast_with_503(anon, make_license):
+    """Redis accepts the connection and never answers (overloaded, half-dead): the request
+    is refused with 503 after the cache timeout instead of waiting for ever (on the event
+    loop, one stalled request would hold up every validation of the worker)."""
+    caches = _redis_cache_settings()
+    options = caches["default"]["OPTIONS"]
+    assert 0 < options["SOCKET_TIMEOUT"] <= 5 and 0 < options["SOCKET_CONNECT_TIMEOUT"] <= 5
+    license = make_license()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # the kernel accepts; nothing ever answers
+        stalled = {
+            "default": caches["default"]
+            | {"LOCATION": f"redis://127.0.0.1:{server.getsockname()[1]}/0"}
+        }
+        answers = []
+        with override_settings(CACHES=stalled):
+            worker = threading.Thread(target=lambda: answers.append(validate(anon, license.token)))
+            worker.start()
+            worker.join(timeout=30)
+        assert not worker.is_alive(), "the request waited on the stalled cache"
+    assert_unavailable(answers[0], "service_unavailable")
 
 
 # --- The audit row cannot be written ---------------------------------------------------------
