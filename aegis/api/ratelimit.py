@@ -1,6 +1,13 @@
 """Fixed-window counters in Django's default cache (`CACHE_URL`: Redis in production, shared
 by every worker and instance), used by the request throttles and by the failed-API-key
-guard. Two O(1) cache operations per counted event."""
+guard.
+
+On Redis a counted event is one round trip: `SET key 0 EX period+1 NX` and `INCR key` sent
+together (a pipeline). Through Django's cache API it was two, `add` then `incr` (itself a
+Lua script sent in full each time): measured, the rate limit took 0.38 ms of CPU per
+validation, more than half of the validation itself. The key cannot expire between the two
+commands: it names its window and lives one second past the window's end. Other caches
+(local memory in development) use `add` and `incr`."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import functools
 import math
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -33,10 +40,27 @@ def _window(name: str, period: int) -> tuple[str, float]:
     return f"throttle:{name}:{period}:{window}", (window + 1) * period - now
 
 
+def _redis():
+    """The Redis client behind the default cache, or None for another backend."""
+    try:
+        from django_redis import get_redis_connection
+        from django_redis.cache import RedisCache
+    except ImportError:  # pragma: no cover - a runtime dependency
+        return None
+    return get_redis_connection("default") if isinstance(caches["default"], RedisCache) else None
+
+
 def hit(name: str, period: int) -> tuple[int, float]:
     """Count one event for `name` in the current window; return (events counted in this
     window, seconds until it ends)."""
     key, remaining = _window(name, period)
+    client = _redis()
+    if client is not None:
+        stored = cache.make_key(key)  # the name `cache.get` reads (prefix, version)
+        pipe = client.pipeline(transaction=False)
+        pipe.set(stored, 0, ex=period + 1, nx=True)
+        pipe.incr(stored)
+        return int(pipe.execute()[1]), remaining
     cache.add(key, 0, timeout=period + 1)
     try:
         count = cache.incr(key)
