@@ -18,18 +18,23 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def request_id(incoming: str) -> str:
+    """The request id of a request: its own `X-Request-ID` when short and plain, else new."""
+    return incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
 class RequestContextMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id
-        token = context.bind(context.RequestContext(ip=client_ip(request), request_id=request_id))
+        request.request_id = request_id(request.META.get("HTTP_X_REQUEST_ID", ""))
+        token = context.bind(
+            context.RequestContext(ip=client_ip(request), request_id=request.request_id)
+        )
         try:
             response = self.get_response(request)
         finally:
             context.reset(token)
-        response["X-Request-ID"] = request_id
+        response["X-Request-ID"] = request.request_id
         return response

@@ -19,7 +19,6 @@ boundary answers 503 as on every other route, and the service never runs twice.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +29,7 @@ from psycopg import OperationalError
 from psycopg.pq import ConnStatus
 
 from aegis import context
-from aegis.middleware import _REQUEST_ID_RE
+from aegis.middleware import request_id as make_request_id
 from licensing import validate_view
 from licensing.api import outcome_body
 from licensing.models import License
@@ -162,8 +161,7 @@ class ValidateFastPathASGI:
         fields = validate_view.fields_of(body) if headers is not None else None
         if fields is None or not throttle_allows(environ):
             return await self._django(scope, replay, send, secure)
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = make_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         token = context.bind(
             context.RequestContext(ip=environ.get("REMOTE_ADDR") or None, request_id=request_id)
         )

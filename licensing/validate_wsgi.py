@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import io
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
@@ -41,7 +40,7 @@ from django.core.signals import request_finished, request_started, setting_chang
 from django.http.request import split_domain_port, validate_host
 
 from aegis import context
-from aegis.middleware import _REQUEST_ID_RE
+from aegis.middleware import request_id as make_request_id
 from licensing import validate_view
 from licensing.api import outcome_body
 from licensing.validation import license_validate
@@ -200,8 +199,7 @@ class ValidateFastPath:
         fields = validate_view.fields_of(body) if headers is not None else None
         if fields is None or not throttle_allows(environ):
             return self._django(environ, start_response, secure)
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = make_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         # What Django's handler signals around a request (connection age, health checks).
         request_started.send(sender=self.__class__, environ=environ)
         token = context.bind(
