@@ -18,6 +18,7 @@ boundary answers 503 as on every other route, and the service never runs twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -89,9 +90,16 @@ class _Database:
         self.pool = None
         self.alias = ""
         self.wrapper = None
+        # The first validations arrive together: one of them opens the pool. (pool.open()
+        # does not suspend today; the lock keeps that an implementation detail.)
+        self._opening = asyncio.Lock()
 
     async def ready(self):
-        if self.pool is None:
+        if self.pool is not None:
+            return self.pool
+        async with self._opening:
+            if self.pool is not None:
+                return self.pool
             from psycopg_pool import AsyncConnectionPool
 
             alias = router.db_for_write(License)
@@ -111,7 +119,7 @@ class _Database:
             with wrapper.wrap_database_errors:
                 await pool.open()
             self.pool = pool
-        return self.pool
+            return pool
 
     async def validate(self, fields: dict[str, Any]):
         """`license_validate_async` on a pooled connection; every database error, the

@@ -69,7 +69,8 @@ def fast(django_app, loop):
         )
 
 
-def call(loop, app, body, *, headers=(), method="POST", path=URL, scheme="http"):
+async def request(app, body, *, headers=(), method="POST", path=URL, scheme="http"):
+    """One HTTP request through `app` on the running loop: (status, headers, body)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     scope = {
         "type": "http",
@@ -101,11 +102,15 @@ def call(loop, app, body, *, headers=(), method="POST", path=URL, scheme="http")
     async def send(message):
         sent.append(message)
 
-    loop.run_until_complete(app(scope, receive, send))
+    await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
-    headers = CaseInsensitiveMapping({k.decode(): v.decode() for k, v in start["headers"]})
+    answer_headers = CaseInsensitiveMapping({k.decode(): v.decode() for k, v in start["headers"]})
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], headers, content
+    return start["status"], answer_headers, content
+
+
+def call(loop, app, body, **options):
+    return loop.run_until_complete(request(app, body, **options))
 
 
 def body_for(license, **fields) -> dict:
