@@ -80,6 +80,12 @@ class License(models.Model):
             models.Index(fields=["license_type", "-issued_at"], name="license_type_idx"),
             models.Index(fields=["status", "expires_at"], name="license_status_exp_idx"),
             models.Index(fields=["expires_at"], name="license_expires_idx"),
+            # "Revoked this month" (dashboard, list filter): a range of the revoked only.
+            models.Index(
+                fields=["revoked_at"],
+                name="license_revoked_at_idx",
+                condition=models.Q(status="revoked"),
+            ),
             # Every statistic in one index-only scan (licensing.selectors.license_counts).
             models.Index(
                 fields=["module_name", "license_type", "status", "expires_at"],
