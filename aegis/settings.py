@@ -358,5 +358,21 @@ def _refuse_insecure_production() -> None:
         )
 
 
+def _refuse_unusable_numbers() -> None:
+    """Settings that break a feature outright at zero or below, in any environment: a
+    revocation list expired when signed, a validate path without connections."""
+    minimums = {
+        "REVOCATION_LIST_TTL_HOURS": (REVOCATION_LIST_TTL_HOURS, 1),
+        "VALIDATE_DB_POOL_SIZE": (VALIDATE_DB_POOL_SIZE, 1),
+        "VALIDATE_DB_POOL_TIMEOUT": (VALIDATE_DB_POOL_TIMEOUT, 0.1),
+    }
+    wrong = [
+        f"{name} must be at least {low}" for name, (value, low) in minimums.items() if value < low
+    ]
+    if wrong:
+        raise ImproperlyConfigured("; ".join(wrong))
+
+
+_refuse_unusable_numbers()
 if IS_PRODUCTION:
     _refuse_insecure_production()

@@ -83,3 +83,18 @@ def test_production_server_process_refuses_to_start_without_a_signing_key(tmp_pa
     )
     assert proc.returncode != 0
     assert "Refusing to start with ENVIRONMENT=production: signing key not found" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REVOCATION_LIST_TTL_HOURS", "0"),
+        ("REVOCATION_LIST_TTL_HOURS", "-1"),
+        ("VALIDATE_DB_POOL_SIZE", "0"),
+        ("VALIDATE_DB_POOL_TIMEOUT", "0"),
+    ],
+)
+def test_numbers_that_break_a_feature_are_refused_in_any_environment(tmp_path, name, value):
+    proc = django_check(tmp_path, **{name: value})
+    assert proc.returncode != 0
+    assert f"{name} must be at least" in proc.stderr
