@@ -289,6 +289,8 @@ THROTTLE_RATE_API_KEY = env.str("THROTTLE_RATE_API_KEY", default="3000/min")
 # ends, before any database lookup (aegis/api/authentication.py). Counted even when the
 # key was merely malformed.
 THROTTLE_RATE_FAILED_API_KEY = env.str("THROTTLE_RATE_FAILED_API_KEY", default="30/min")
+# Failed staff logins at /admin/ per client address (aegis/admin_site.py).
+THROTTLE_RATE_FAILED_LOGIN = env.str("THROTTLE_RATE_FAILED_LOGIN", default="10/min")
 # Request bodies under /api larger than this are refused with 413.
 API_MAX_BODY_BYTES = 64 * 1024
 
