@@ -142,9 +142,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # compiling to the statistics aggregates at a million licenses (measured), so the
     # application's sessions run without it.
     DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
-    # The validate path's two statements run through aegis.db.prepared_cursor: PostgreSQL
-    # parses and plans them once per connection, from their fifth run on. Django's own
-    # cursors bind parameters on the client and are never prepared, whatever this says.
+    # The validate path's statements (aegis.db.prepared_cursor; on the event loop, its own
+    # connections, which take these options too) are parsed and planned by PostgreSQL once
+    # per connection, from their fifth run on. Django's own cursors bind parameters on the
+    # client and are never prepared, whatever this says.
     # A pooler in transaction mode (pgbouncer < 1.21) cannot keep prepared statements: set
     # DB_PREPARE_THRESHOLD=0 there.
     _prepare_threshold = env.int("DB_PREPARE_THRESHOLD", default=5)
