@@ -121,13 +121,14 @@ def validate(request):
         or meta.get("QUERY_STRING")
     ):
         return action_view()(request)
+    # Set by a fast path whose validation raised (WSGI: in the environ; ASGI, through
+    # a2wsgi: in the scope): that request was already counted against the throttle.
+    failed = meta.get(FAILED) or meta.get("asgi.scope", {}).get(FAILED)
     fields = fields_of(request.body)
     # Throttled clients are refused by the action (429 with Retry-After, no database work).
-    if fields is None or not allowed(meta):
+    if fields is None or (failed is None and not allowed(meta)):
         return action_view()(request)
     try:
-        # WSGI: in the environ; ASGI (a2wsgi): in the scope it carries.
-        failed = meta.get(FAILED) or meta.get("asgi.scope", {}).get(FAILED)
         if failed is not None:
             raise failed  # the service already ran, and raised, in front of Django
         outcome = license_validate(**fields)
