@@ -7,7 +7,12 @@ class AegisConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from aegis import checks  # noqa: F401  (registers the system checks)
+        from aegis.db import fast_timestamptz_loader
+
+        connection_created.connect(fast_timestamptz_loader, dispatch_uid="aegis.timestamptz")
 
 
 class AegisAdminConfig(admin_apps.AdminConfig):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+
 from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
@@ -19,3 +22,50 @@ def prepared_cursor(alias: str) -> CursorWrapper:
         cursor.cursor.close()
         cursor.cursor = ServerBindingCursor(connection.connection)
     return cursor
+
+
+def fast_timestamptz_loader(sender, connection, **kwargs) -> None:
+    """`connection_created`: read `timestamptz` columns with psycopg's C loader.
+
+    Django registers its own loader for them (`BaseTzLoader`, to put values in the
+    connection's time zone); as a Python subclass of psycopg's loader it runs psycopg's
+    pure-Python parser — 6-9 µs a value, 2.7 ms of the 12 ms a page of 50 licenses cost
+    (seven instants a row). When the session's time zone is UTC, as Django sets it for
+    `TIME_ZONE = "UTC"`, the C loader gives the same values with the same `tzinfo`
+    (`datetime.timezone.utc`), so it takes the job back. Any other time zone: unchanged.
+    """
+    if connection.vendor != "postgresql" or connection.timezone is not dt.UTC:
+        return
+    raw = connection.connection
+    if raw.info.parameter_status("TimeZone") != "UTC":
+        return
+    raw.adapters.register_loader(_TIMESTAMPTZ_OID, _utc_loader())
+
+
+_TIMESTAMPTZ_OID = 1184
+
+
+@functools.cache
+def _utc_loader() -> type:
+    import psycopg
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+
+    # The implementation psycopg itself uses: its C loader where psycopg[binary] is
+    # installed. It cannot be subclassed, so each instance lends its `load`; `timezone` is
+    # what Django's cursor compares with its own before registering its loader again
+    # (DatabaseWrapper.create_cursor).
+    implementation = psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
+
+    class UTCTimestamptzLoader(Loader):
+        timezone = dt.UTC
+
+        def __init__(self, oid, context=None):
+            super().__init__(oid, context)
+            # Shadows the method below: the row loader calls the C method directly.
+            self.load = implementation(oid, context).load
+
+        def load(self, data):  # required by the abstract base; shadowed per instance
+            return implementation(self.oid, self.connection).load(data)
+
+    return UTCTimestamptzLoader
