@@ -53,6 +53,15 @@ def test_expired_key_is_401(make_key):
     assert_error(client_with(raw).get(LICENSES), 401, "invalid_api_key")
 
 
+def test_key_expiring_later_still_works_and_revoked_key_is_401(make_key):
+    raw = make_key("admin")
+    keys = APIKey.objects.filter(prefix=raw.partition(".")[0])
+    keys.update(expiry_date=timezone.now() + dt.timedelta(minutes=5))
+    assert client_with(raw).get(LICENSES).status_code == 200
+    keys.update(revoked=True)
+    assert_error(client_with(raw).get(LICENSES), 401, "invalid_api_key")
+
+
 def test_right_prefix_wrong_secret_is_401(make_key):
     prefix = make_key("admin").partition(".")[0]
     assert_error(client_with(f"{prefix}.{'x' * 32}").get(LICENSES), 401, "invalid_api_key")
