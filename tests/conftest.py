@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import override_settings
 
 from aegis import actors
+from aegis.api import pagination
 from customers.services import customer_create
 from licensing import services, signing
 
@@ -51,6 +52,15 @@ def keys_dir(tmp_path_factory, settings) -> Path:
     signing.reset()
     yield path
     signing.reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_planner_estimates():
+    """Each test starts without the estimates a worker keeps (aegis/api/pagination.py):
+    the same SQL on another test's rows must ask the planner again."""
+    pagination._estimates.clear()
+    yield
+    pagination._estimates.clear()
 
 
 @pytest.fixture

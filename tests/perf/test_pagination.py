@@ -104,6 +104,41 @@ def test_a_full_page_asks_the_planner_then_counts_at_most_the_limit(
 
 
 @pytest.mark.postgres
+def test_the_planner_is_asked_once_per_filter_within_its_time(
+    reader, licenses, django_assert_num_queries, monkeypatch
+):
+    clock = [1000.0]
+    monkeypatch.setattr(pagination.time, "monotonic", lambda: clock[0])
+    reader.get(URL)
+    reader.get(URL, {"page_size": 5})  # asks the planner
+    with django_assert_num_queries(3) as captured:  # the key, the page, COUNT
+        assert reader.get(URL, {"page_size": 5, "page": 2}).json()["count"] == 12
+    assert not any(q["sql"].startswith("EXPLAIN") for q in captured.captured_queries)
+    # Another filter is other SQL: the planner is asked for it.
+    with django_assert_num_queries(4):
+        assert reader.get(URL, {"page_size": 5, "status": "active"}).json()["count"] == 12
+    # Past its time the estimate is asked for again; the count stays exact throughout.
+    clock[0] += pagination.ESTIMATE_TTL_SECONDS
+    with django_assert_num_queries(4):
+        assert reader.get(URL, {"page_size": 5}).json()["count"] == 12
+
+
+@pytest.mark.postgres
+def test_a_kept_estimate_above_the_limit_is_the_count(reader, licenses, monkeypatch):
+    """Rows added within the estimate's time do not change an estimated count (it is an
+    estimate either way); the page rows and `next` are read fresh."""
+    monkeypatch.setattr(pagination, "COUNT_EXACT_UP_TO", 5)
+    first = reader.get(URL, {"page_size": 5}).json()
+    assert first["count"] >= 6
+    monkeypatch.setattr(pagination, "ESTIMATE_TTL_SECONDS", 0.0)
+    pagination._estimates.clear()
+    uncached = reader.get(URL, {"page_size": 5}).json()
+    assert uncached["count"] == first["count"]
+    assert [r["id"] for r in uncached["results"]] == [r["id"] for r in first["results"]]
+    assert not pagination._estimates  # a time of 0 keeps nothing
+
+
+@pytest.mark.postgres
 def test_search_has_trigram_indexes_on_postgresql():
     from django.db import connection
 
