@@ -102,6 +102,14 @@ class License(models.Model):
 
     @property
     def effective_status(self) -> str:
-        if self.status == LicenseStatus.REVOKED:
-            return "revoked"
-        return "expired" if self.is_expired else "active"
+        return effective_status(self.status, self.expires_at)
+
+
+def effective_status(status: str, expires_at, now=None) -> str:
+    """The status clients see: `revoked`, `expired` (active but past `expires_at`) or
+    `active`. For a License and for a row of `licensing.selectors.license_rows`."""
+    if status == LicenseStatus.REVOKED:
+        return "revoked"
+    if expires_at is not None and expires_at <= (now or timezone.now()):
+        return "expired"
+    return "active"

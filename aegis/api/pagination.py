@@ -28,6 +28,7 @@ import time
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
+from django.db.models.query import ModelIterable
 from django.utils.functional import cached_property
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound, ValidationError
@@ -91,13 +92,21 @@ class _Page(Page):
         return self._has_next
 
 
-def _rows(queryset, offset: int, limit: int) -> list:
+def _rows(queryset, offset: int, limit: int, read=None) -> list:
+    """The rows from `offset`: model instances, or what `read(queryset)` gives (a view's
+    `page_rows`, e.g. dictionaries from values())."""
+    read = read or (lambda rows: rows)
     if offset < DEFERRED_JOIN_FROM:
-        return list(queryset[offset : offset + limit])
+        return list(read(queryset)[offset : offset + limit])
     # Deferred join: the offset is walked in the ordering's index (ids only), then only the
     # rows of the page are read, in the same order.
     ids = list(queryset.values_list("pk", flat=True)[offset : offset + limit])
-    by_id = {row.pk: row for row in queryset.order_by().filter(pk__in=ids)}
+    rows = read(queryset.order_by().filter(pk__in=ids))
+    if rows._iterable_class is ModelIterable:
+        by_id = {row.pk: row for row in rows}
+    else:
+        pk = queryset.model._meta.pk.name
+        by_id = {row[pk]: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
@@ -107,6 +116,10 @@ class LargeTablePaginator(Paginator):
     # Set by page() when the page itself tells the count: it is not full, so it is the last.
     _known_count: int | None = None
     _at_least: int = 0
+
+    def __init__(self, object_list, per_page, *, page_rows=None, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.page_rows = page_rows
 
     @cached_property
     def count(self) -> int:
@@ -127,7 +140,7 @@ class LargeTablePaginator(Paginator):
     def page(self, number):
         number = self.validate_number(number)
         offset = (number - 1) * self.per_page
-        rows = _rows(self.object_list, offset, self.per_page + 1)
+        rows = _rows(self.object_list, offset, self.per_page + 1, self.page_rows)
         if not rows and number > 1:
             raise EmptyPage("That page contains no results")
         has_next = len(rows) > self.per_page
@@ -157,7 +170,18 @@ class _PageSizeMixin:
 
 
 class PageNumberPagination(_PageSizeMixin, pagination.PageNumberPagination):
-    django_paginator_class = LargeTablePaginator
+    """A view may set `page_rows`: a function turning its queryset into what its serializer
+    reads for a page (licensing.api: dictionaries); counts and filters use the queryset."""
+
+    _page_rows = None
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self._page_rows = getattr(view, "page_rows", None)
+        return super().paginate_queryset(queryset, request, view)
+
+    def django_paginator_class(self, queryset, page_size):
+        # DRF builds its paginator through this attribute.
+        return LargeTablePaginator(queryset, page_size, page_rows=self._page_rows)
 
     def get_page_number(self, request, paginator):
         raw = request.query_params.get(self.page_query_param)

@@ -17,6 +17,7 @@ from audit.models import AuditLog
 from customers.services import customer_update
 from licensing.api import LicenseSerializer
 from licensing.models import License
+from licensing.selectors import license_rows
 from licensing.services import license_revoke
 from tests.conftest import ACTOR
 
@@ -50,6 +51,28 @@ def test_license_rows_are_the_declared_fields(make_license, customer):
         assert_same(LicenseSerializer(), license)
     statuses = {LicenseSerializer().to_representation(x)["status"] for x in License.objects.all()}
     assert statuses == {"active", "revoked", "expired"}
+    # List pages read rows as dictionaries: the same output, key for key.
+    by_id = {license.pk: license for license in License.objects.select_related("customer")}
+    rows = list(license_rows(License.objects.all()))
+    assert len(rows) == len(by_id) == 4
+    for row in rows:
+        ours = LicenseSerializer().to_representation(row)
+        theirs = drf(LicenseSerializer(), by_id[row["id"]])
+        assert list(ours) == list(theirs)
+        assert JSONRenderer().render(ours) == JSONRenderer().render(theirs)
+
+
+def test_list_rows_are_what_retrieve_shows(make_license, make_key):
+    from tests.api.conftest import client_with
+
+    made = [make_license(), make_license(license_type="subscription", duration_days=1)]
+    license_revoke(actor=ACTOR, license_id=made[0].pk, reason="r")
+    License.objects.filter(pk=made[1].pk).update(expires_at=timezone.now() - dt.timedelta(days=1))
+    client = client_with(make_key("readonly"))
+    listed = client.get("/api/v1/licenses").json()["results"]
+    assert sorted(row["status"] for row in listed) == ["expired", "revoked"]
+    for row in listed:
+        assert client.get(f"/api/v1/licenses/{row['id']}").json() == row
 
 
 def test_audit_rows_are_the_declared_fields(make_license):
