@@ -15,6 +15,8 @@ Settings call `build_logging(...)`; django-structlog's request middleware emits
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -62,8 +64,14 @@ def _is_secret_key(key: object) -> bool:
     return str(key).lower().replace("-", "_") in _SECRET_KEYS
 
 
+# Matches wherever one of the patterns above could start: most strings need none of them.
+_MAYBE_SECRET = re.compile(r"eyJ|-----BEGIN |\b[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}\b")
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
+        if not _MAYBE_SECRET.search(value):
+            return value
         for pattern, replacement in _SECRET_PATTERNS:
             value = pattern.sub(replacement, value)
         return value
@@ -143,9 +151,65 @@ def formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
             )
         )
     processors += [describe_requests, mask_secrets, first_keys, _renderer(log_format)]
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_FOREIGN_PRE_CHAIN, processors=processors
+    return _Formatter(
+        foreign_pre_chain=_FOREIGN_PRE_CHAIN, processors=processors, json_lines=log_format == "json"
     )
+
+
+_ACCESS_LOGGER = "gunicorn.access"
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, with the access line (one per request) written directly.
+
+    Through the twelve processors an access line cost 45 µs of CPU in process and, under
+    load, a fifth of a validation's; written here it is the same line — same keys in the
+    same order, same masking, same JSON (tests/ops/test_logging.py compares the two) — for
+    a fraction. Any other record, or an access record with bound context variables, an
+    exception or a stack, takes the processors."""
+
+    def __init__(self, *args, json_lines: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._json_lines = json_lines
+
+    def format(self, record):
+        if (
+            not self._json_lines
+            or record.name != _ACCESS_LOGGER
+            or record.exc_info
+            or record.stack_info
+            or structlog.contextvars.get_contextvars()
+        ):
+            return super().format(record)
+        return access_line(record)
+
+
+def access_line(record) -> str:
+    """What the processors write for a plain access record in JSON (see _Formatter)."""
+    fields = record.__dict__
+    line = {
+        "timestamp": dt.datetime.now(tz=dt.UTC).isoformat().replace("+00:00", "Z"),
+        "level": record.levelname.lower(),
+        "event": record.getMessage(),
+        "logger": record.name,
+    }
+    if "request_id" in fields:
+        line["request_id"] = fields["request_id"]
+    for key in _EXTRAS:
+        if key in fields and key != "request_id":
+            line[key] = fields[key]
+    if "request" in line:
+        line = describe_requests(None, None, line)
+    # mask_secrets, knowing that none of these keys is a secret one (checked below).
+    return _JSON.encode({key: _mask(value) for key, value in line.items()})
+
+
+if any(_is_secret_key(key) for key in (*_FIRST, *_EXTRAS)):
+    raise AssertionError("an access line field is named like a secret: mask it by key")
+
+
+# json.dumps(..., default=...) as structlog's JSONRenderer calls it, built once.
+_JSON = json.JSONEncoder(default=lambda value: structlog.processors._json_fallback_handler(value))
 
 
 def build_logging(*, log_format: str, level: str) -> dict[str, Any]:

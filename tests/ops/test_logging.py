@@ -3,14 +3,17 @@ with the response and the audit row, and no token or key anywhere in the output.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
+import sys
 
 import pytest
 import structlog
 from rest_framework.test import APIClient
 
+from aegis import logging as aegis_logging
 from aegis.logging import build_logging, formatter
 from aegis.models import Scope
 from aegis.services import api_key_create
@@ -121,3 +124,80 @@ def test_text_format_is_readable_and_masked():
 def test_an_unknown_log_format_is_refused():
     with pytest.raises(ValueError, match="LOG_FORMAT must be json or text"):
         build_logging(log_format="xml", level="INFO")
+
+
+def _through_the_processors(record) -> str:
+    """What structlog's ProcessorFormatter writes for `record` (no direct access line)."""
+    fmt = formatter("json")
+    return structlog.stdlib.ProcessorFormatter.format(fmt, record)
+
+
+def _access_record(**extra) -> logging.LogRecord:
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "access", None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+ACCESS_FIELDS = [
+    {
+        "remote_ip": "127.0.0.1",
+        "method": "POST",
+        "path": "/api/v1/licenses/validate",
+        "status": 200,
+        "bytes": 412,
+        "duration_ms": 1.23,
+        "request_id": "0583a718fb264e3ba8a9902cfb0b1e20",
+        "user_agent": None,
+    },
+    {"method": "GET", "path": "/health", "status": 503, "bytes": 0, "duration_ms": 0.5},
+    {
+        "remote_ip": "2001:db8::1",
+        "method": "GET",
+        # Token- and key-shaped text wherever it appears is masked on both paths.
+        "path": "/api/v1/licenses/eyJhbGciOiJFZERTQSJ9.eyJqdGkiOiIxIn0.c2ln",
+        "status": 404,
+        "bytes": 61,
+        "duration_ms": 2,
+        "request_id": None,
+        "user_agent": f'curl/8 abcdefgh.{"B" * 32} ünïcode "quoted"',
+    },
+]
+
+
+@pytest.mark.parametrize("fields", ACCESS_FIELDS)
+def test_the_access_line_is_what_the_processors_write(fields):
+    direct = json.loads(formatter("json").format(_access_record(**fields)))
+    processed = json.loads(_through_the_processors(_access_record(**fields)))
+    assert direct.pop("timestamp").endswith("Z") and processed.pop("timestamp").endswith("Z")
+    assert direct == processed
+    assert list(direct) == list(processed)  # same key order
+    assert "eyJhbGciOiJFZERTQSJ9" not in json.dumps(direct) and "B" * 32 not in json.dumps(direct)
+
+
+def test_the_access_line_bytes_match_with_a_fixed_clock(monkeypatch):
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=tz)
+
+    monkeypatch.setattr(aegis_logging.dt, "datetime", Frozen)
+    monkeypatch.setattr(structlog.processors.datetime, "datetime", Frozen)
+    for fields in ACCESS_FIELDS:
+        direct = formatter("json").format(_access_record(**fields))
+        assert direct == _through_the_processors(_access_record(**fields))
+        assert '"timestamp": "2026-11-29T05:06:07.890123Z"' in direct
+
+
+def test_access_records_with_context_or_an_exception_take_the_processors():
+    structlog.contextvars.bind_contextvars(actor="api_key:ctx")
+    try:
+        line = json.loads(formatter("json").format(_access_record(**ACCESS_FIELDS[0])))
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert line["actor"] == "api_key:ctx"
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = _access_record(**ACCESS_FIELDS[1])
+        record.exc_info = sys.exc_info()
+    assert "exception" in json.loads(formatter("json").format(record))
