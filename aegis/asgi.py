@@ -18,10 +18,17 @@ import time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis.settings")
 
 from a2wsgi import WSGIMiddleware
+from django.core.cache import caches
 
 # Loads Django; in production, refuses to start without a usable signing key.
 from aegis.wsgi import django_application
 from licensing.validate_asgi import ValidateFastPathASGI
+
+# Django keeps its caches in an asgiref Local that follows context variables: first looked
+# up inside a request's task, the default cache (and its Redis client) was built anew for
+# every request that counted a rate limit — 418 µs of CPU per counted request against 156.
+# Looked up here, in the process's own context, it is the one every request task inherits.
+caches["default"]
 
 _access = logging.getLogger("gunicorn.access")
 

@@ -12,6 +12,9 @@ import asyncio
 import copy
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from a2wsgi import WSGIMiddleware
@@ -263,3 +266,32 @@ def test_a_cache_outage_is_answered_by_django_with_503(loop, fast, make_license)
         status, headers, content = call(loop, fast, body_for(license))
     assert status == 503 and headers["Content-Type"] == "application/json"
     assert json.loads(content)["code"] == "service_unavailable"
+
+
+def test_request_tasks_share_the_default_cache(tmp_path):
+    """Every request task of a worker uses the cache object (and Redis client) built once:
+    looked up first inside a task, Django's per-context handler built one per request."""
+    code = (
+        "import asyncio\n"
+        "import aegis.asgi\n"
+        "from django.core.cache import caches\n"
+        "seen = []\n"
+        "async def request():\n"
+        "    seen.append(caches['default'])\n"
+        "async def main():\n"
+        "    for _ in range(20):\n"
+        "        await asyncio.create_task(request())\n"
+        "asyncio.run(main())\n"
+        "print(len({id(cache) for cache in seen}))\n"
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE", "DJANGO", "CACHE"))
+    }
+    env |= {"KEYS_DIR": str(tmp_path), "ENVIRONMENT": "development"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
