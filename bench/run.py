@@ -164,11 +164,23 @@ def postgres_pids(db: str) -> list[str]:
 
 def cpu_split(master_pid: int, pg_pids: list[str]) -> dict[str, float]:
     """CPU seconds used so far by the server (master, workers, recycled workers) and by
-    the given PostgreSQL processes."""
+    the given PostgreSQL processes, plus the PostgreSQL processes that have exited since
+    (parallel query workers, closed connections: reaped by the postmaster)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
     workers = children.read_text().split() if children.exists() else []
     server = _proc_cpu(master_pid, children=True) + sum(_proc_cpu(pid) for pid in workers)
-    return {"server": server, "postgres": sum(_proc_cpu(pid) for pid in pg_pids)}
+    postgres = sum(_proc_cpu(pid) for pid in pg_pids)
+    postmaster = _parent(pg_pids[0]) if pg_pids else None
+    if postmaster:
+        postgres += _proc_cpu(postmaster, children=True) - _proc_cpu(postmaster)
+    return {"server": server, "postgres": postgres}
+
+
+def _parent(pid: str) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None
 
 
 def audit_cursor_at_depth(env: dict, fraction: float) -> str:
@@ -384,7 +396,7 @@ def main() -> None:
         }
 
         if args.only is None:
-            run_other_scenarios(results, base, env)
+            run_other_scenarios(results, base, env, server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -397,7 +409,7 @@ def main() -> None:
 SINGLE_CLIENT = ("licenses page 1", "licenses filtered", "audit page 1", "audit at depth 90%")
 
 
-def run_other_scenarios(results: dict, base: str, env: dict) -> None:
+def run_other_scenarios(results: dict, base: str, env: dict, server_pid: int) -> None:
     log("issue: 8 connections, 10 s")
     results["issue"] = wrk(
         f"{base}/api/v1/licenses", "issue.lua", connections=8, seconds=10, env=env
@@ -431,15 +443,24 @@ def run_other_scenarios(results: dict, base: str, env: dict) -> None:
         # first request of a worker thread (a new connection, cold plans).
         wrk(f"{base}{path}", "get.lua", connections=connections, seconds=2, env=env)
         log(f"{name}: {connections} connections, 5 s")
-        results["reads"][name] = wrk(
-            f"{base}{path}", "get.lua", connections=connections, seconds=5, env=env
-        )
+        results["reads"][name] = measured_read(base + path, connections, env, server_pid)
         if name in SINGLE_CLIENT:
             # The same page for one client alone: latency without queueing behind others.
             log(f"{name}: 1 connection, 5 s")
-            results["reads"][f"{name} (1 conn)"] = wrk(
-                f"{base}{path}", "get.lua", connections=1, seconds=5, env=env
-            )
+            results["reads"][f"{name} (1 conn)"] = measured_read(base + path, 1, env, server_pid)
+
+
+def measured_read(url: str, connections: int, env: dict, server_pid: int) -> dict:
+    """One 5 s wrk run of GET `url`, with the CPU milliseconds each request cost the server
+    and PostgreSQL: latency under load moves with whatever else the machine runs, CPU per
+    request much less."""
+    before = cpu_split(server_pid, postgres_pids(env["BENCH_DB"]))
+    run = wrk(url, "get.lua", connections=connections, seconds=5, env=env)
+    # Backends opened since count whole; those gone since, through the postmaster.
+    after = cpu_split(server_pid, postgres_pids(env["BENCH_DB"]))
+    done = max(run["requests"], 1)
+    run["cpu_ms"] = {name: (after[name] - before[name]) * 1000 / done for name in after}
+    return run
 
 
 def report(results: dict, started: float) -> None:
@@ -473,9 +494,14 @@ def report(results: dict, started: float) -> None:
     if "issue" in results:
         print(f"{'issue req/s (8 conn)':<42}{results['issue']['rps']:>14,.0f}")
     if results.get("reads"):
-        print("(lists: 4 clients without pause unless marked 1 conn; stats: 1 client)")
+        print("(lists: 4 clients without pause unless marked 1 conn; stats: 1 client;")
+        print(" last column: CPU ms per request, server + PostgreSQL)")
     for name, r in results.get("reads", {}).items():
-        print(f"{name + ' p50 / p99 ms':<42}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}")
+        cpu_ms = r.get("cpu_ms", {})
+        print(
+            f"{name + ' p50 / p99 ms':<42}{r['p50_ms']:>7.1f} /{r['p99_ms']:>5.1f}"
+            f"  {cpu_ms.get('server', 0):>5.1f} +{cpu_ms.get('postgres', 0):>5.1f}"
+        )
     if "rollup_cron_s" in results:
         print(f"{'rollup cron run before stats s':<42}{results['rollup_cron_s']:>14.1f}")
     print(f"{'errors and non-2xx (all runs)':<42}{errors:>14}")
