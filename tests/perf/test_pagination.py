@@ -147,6 +147,22 @@ def test_search_has_trigram_indexes_on_postgresql():
         indexes = dict(cursor.fetchall())
     assert set(indexes) == {"license_module_trgm_idx", "license_notes_trgm_idx"}
     assert all("gin_trgm_ops" in definition for definition in indexes.values())
+    assert _without_pending_list(indexes)
+
+
+def _without_pending_list(names) -> bool:
+    """GIN indexes that write through (fastupdate off, licensing/0006): a pending list
+    would be read whole by every search until VACUUM merged it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [list(names)]
+        )
+        options = dict(cursor.fetchall())
+    return set(options) == set(names) and all(
+        "fastupdate=off" in (value or []) for value in options.values()
+    )
 
 
 @pytest.mark.postgres
@@ -172,6 +188,7 @@ def test_customer_search_has_trigram_indexes_used_by_the_planner(customer):
         "customer_company_trgm_idx",
     }
     assert all("gin_trgm_ops" in definition for definition in indexes.values())
+    assert _without_pending_list(indexes)
     assert "customer_name_trgm_idx" in plan
 
 
