@@ -15,25 +15,9 @@ def license_list() -> QuerySet[License]:
     return License.objects.select_related("customer")
 
 
-# What a list row shows (licensing.api.LicenseSerializer), the customer's name joined.
-ROW_FIELDS = (
-    "id",
-    "customer_id",
-    "module_name",
-    "allowed_major_versions",
-    "license_type",
-    "status",
-    "instance_fingerprint",
-    "issued_at",
-    "expires_at",
-    "revoked_at",
-    "revoked_reason",
-    "notes",
-    "key_id",
-    "token",
-    "created_at",
-    "updated_at",
-)
+# A list row (licensing.api.LicenseSerializer) shows every column of the license, and the
+# customer's name.
+ROW_FIELDS = tuple(field.attname for field in License._meta.concrete_fields)
 
 
 def license_rows(queryset: QuerySet[License]) -> QuerySet[dict]:
