@@ -23,6 +23,7 @@ Page numbers at a million rows (`LargeTablePaginator`):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -53,7 +54,9 @@ def planner_estimate(queryset) -> int | None:
         return None
     pks = queryset.order_by().values("pk")
     sql, params = pks.query.sql_with_params()
-    key = (queryset.db, sql, params)
+    # Instants to the minute: a status filter compares with the current time, which would
+    # make every request's key new; an estimate does not move within a minute.
+    key = (queryset.db, sql, tuple(_to_the_minute(value) for value in params))
     now = time.monotonic()
     try:
         kept = _estimates.get(key)
@@ -81,6 +84,12 @@ def bounded_count(queryset, exact_up_to: int = COUNT_EXACT_UP_TO) -> int:
         return estimate
     counted = queryset.order_by().values("pk")[: exact_up_to + 1].count()
     return counted if counted <= exact_up_to else max(estimate, exact_up_to + 1)
+
+
+def _to_the_minute(value):
+    if isinstance(value, dt.datetime):
+        return value.replace(second=0, microsecond=0)
+    return value
 
 
 class _Page(Page):

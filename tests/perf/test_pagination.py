@@ -124,6 +124,32 @@ def test_the_planner_is_asked_once_per_filter_within_its_time(
 
 
 @pytest.mark.postgres
+def test_a_filter_on_the_current_time_keeps_its_estimate_within_the_minute(
+    reader, licenses, django_assert_num_queries, monkeypatch
+):
+    """`status=active` compares with now(): the estimate's key takes instants to the
+    minute, or every request would ask the planner again."""
+    import datetime as dt
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    instant = [dt.datetime(2026, 11, 29, 5, 50, 1, tzinfo=dt.UTC)]
+    monkeypatch.setattr(timezone, "now", lambda: instant[0])
+    reader.get(URL)
+    reader.get(URL, {"page_size": 5, "status": "active"})  # asks the planner
+    instant[0] += dt.timedelta(seconds=30)
+    with django_assert_num_queries(3) as captured:  # the key, the page, COUNT
+        assert reader.get(URL, {"page_size": 5, "status": "active"}).json()["count"] == 12
+    assert not any(q["sql"].startswith("EXPLAIN") for q in captured.captured_queries)
+    instant[0] += dt.timedelta(minutes=1)  # another minute: asked again
+    with CaptureQueriesContext(connection) as captured:
+        reader.get(URL, {"page_size": 5, "status": "active"})
+    assert sum(q["sql"].startswith("EXPLAIN") for q in captured.captured_queries) == 1
+
+
+@pytest.mark.postgres
 def test_a_time_of_zero_asks_the_planner_on_every_page(
     reader, licenses, django_assert_num_queries, monkeypatch
 ):
