@@ -209,7 +209,7 @@ if any(_is_secret_key(key) for key in (*_FIRST, *_EXTRAS)):
 
 
 # json.dumps(..., default=...) as structlog's JSONRenderer calls it, built once.
-_JSON = json.JSONEncoder(default=lambda value: structlog.processors._json_fallback_handler(value))
+_JSON = json.JSONEncoder(default=structlog.processors._json_fallback_handler)
 
 
 def build_logging(*, log_format: str, level: str) -> dict[str, Any]:

@@ -105,11 +105,11 @@ class License(models.Model):
         return effective_status(self.status, self.expires_at)
 
 
-def effective_status(status: str, expires_at, now=None) -> str:
+def effective_status(status: str, expires_at) -> str:
     """The status clients see: `revoked`, `expired` (active but past `expires_at`) or
     `active`. For a License and for a row of `licensing.selectors.license_rows`."""
     if status == LicenseStatus.REVOKED:
         return "revoked"
-    if expires_at is not None and expires_at <= (now or timezone.now()):
+    if expires_at is not None and expires_at <= timezone.now():
         return "expired"
     return "active"
