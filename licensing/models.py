@@ -86,7 +86,8 @@ class License(models.Model):
                 name="license_revoked_at_idx",
                 condition=models.Q(status="revoked"),
             ),
-            # Every statistic in one index-only scan (licensing.selectors.license_counts).
+            # Every statistic in one index-only scan where PostgreSQL's maintained counts
+            # are not there (licensing.selectors.license_counts_scan).
             models.Index(
                 fields=["module_name", "license_type", "status", "expires_at"],
                 name="license_stats_idx",
@@ -113,3 +114,31 @@ def effective_status(status: str, expires_at) -> str:
     if expires_at is not None and expires_at <= timezone.now():
         return "expired"
     return "active"
+
+
+class _CountRow(models.Model):
+    """Licenses per (module, type, stored status, month of expiry in UTC); NULL month for
+    the perpetual. Written by PostgreSQL triggers on `licensing_license` (migration 0007),
+    read by `licensing.selectors.license_counts`."""
+
+    module_name = models.CharField(max_length=128)
+    license_type = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    expires_month = models.DateField(null=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        month = self.expires_month or "never"
+        return f"{self.module_name} {self.license_type} {self.status} expiring {month}: {self.n}"
+
+
+class LicenseCount(_CountRow):
+    """The folded counts: one row per key (a unique index on PostgreSQL, migration 0007)."""
+
+
+class LicenseCountDelta(_CountRow):
+    """Changes not folded yet: the triggers only ever append here (no lock shared between
+    writers), `licensing.counts.fold` moves them into `LicenseCount`."""

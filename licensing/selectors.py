@@ -5,9 +5,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from licensing import counts
 from licensing.models import License, LicenseStatus
 
 
@@ -49,22 +51,38 @@ class LicenseCounts:
 
 
 def license_counts(*, now: dt.datetime | None = None) -> LicenseCounts:
-    """Every count the statistics show, from one pass over `license_stats_idx` (module,
-    type, status, expiry): an index-only scan, where three aggregates over the table read
-    its million wide rows (token included) three times."""
+    """Every count the statistics show. On PostgreSQL from the counts its triggers keep
+    (`licensing.counts`: a few thousand rows and this month's expiries, however many
+    licenses); elsewhere from the licenses themselves (`license_counts_scan`)."""
+    now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return license_counts_scan(now=now)
+    counts.fold()
+    return _tally(counts.rows(now))
+
+
+def license_counts_scan(*, now: dt.datetime | None = None) -> LicenseCounts:
+    """The same counts from one pass over `license_stats_idx` (module, type, status,
+    expiry): an index-only scan of every license (~185 ms at a million)."""
     now = now or timezone.now()
     rows = (
         License.objects.order_by()
         .values_list("module_name", "license_type", "status")
         .annotate(n=Count("*"), past=Count("expires_at", filter=Q(expires_at__lte=now)))
     )
-    counts = LicenseCounts()
+    return _tally(rows)
+
+
+def _tally(rows) -> LicenseCounts:
+    result = LicenseCounts()
     for module_name, license_type, status, n, past in rows:
-        counts.total += n
-        counts.by_type[license_type] += n
-        counts.by_module[module_name] += n
+        if not n:
+            continue
+        result.total += n
+        result.by_type[license_type] += n
+        result.by_module[module_name] += n
         if status == LicenseStatus.REVOKED:
-            counts.revoked += n
+            result.revoked += n
         else:
-            counts.expired += past
-    return counts
+            result.expired += past
+    return result

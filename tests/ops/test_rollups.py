@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit import rollups, selectors
 from audit.models import AuditLog, RollupCursor, ValidationRollup
 from audit.services import audit_record
+from licensing.models import LicenseCount, LicenseCountDelta
 from tests.conftest import ACTOR
 
 pytestmark = pytest.mark.django_db
@@ -167,10 +168,21 @@ def test_rollup_validations_command(history):
     call_command("rollup_validations", stdout=out)
     watermark = rollups.watermark()
     assert watermark > 0
-    assert out.getvalue().strip().endswith(f"rollup at id {watermark}")
+    assert out.getvalue().splitlines()[0].endswith(f"rollup at id {watermark}")
     out = StringIO()
     call_command("rollup_validations", stdout=out)
     assert out.getvalue().startswith("Folded 0 audit ids")
+
+
+@pytest.mark.postgres
+def test_rollup_validations_command_folds_the_license_counts(make_license):
+    make_license()
+    make_license(module_name="biz4a_hr")
+    out = StringIO()
+    call_command("rollup_validations", stdout=out)
+    assert "Folded license count changes into 2 counts" in out.getvalue()
+    assert not LicenseCountDelta.objects.exists()
+    assert LicenseCount.objects.count() == 2
 
 
 def test_selector_cost_does_not_grow_with_folded_rows(history, django_assert_max_num_queries):
