@@ -68,6 +68,12 @@ def environ_of(scope: dict) -> dict[str, Any]:
     return environ
 
 
+def on_postgresql() -> bool:
+    """The pool speaks to PostgreSQL only: on another database (SQLite, the zero-setup
+    default) every validation is Django's."""
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
 async def closed_by_peer(connection) -> None:
     """The pool's check before it lends a connection: raise if the server (or anything on
     the way) closed it while it sat idle — a restart, a failover, a proxy's idle timeout —
@@ -156,6 +162,7 @@ class ValidateFastPathASGI:
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or not settings.VALIDATE_FAST_PATH
+            or not on_postgresql()
         ):
             return await self.app(scope, receive, send)
         environ = environ_of(scope)

@@ -24,6 +24,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 
 from aegis.asgi import AccessLog
 from audit.models import AuditLog
+from licensing import validate_asgi
 from licensing.services import license_revoke
 from licensing.validate_asgi import ValidateFastPathASGI
 from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
@@ -189,6 +190,20 @@ def test_other_requests_go_to_django(loop, fast, django_app, make_license, heade
     assert django_app.calls == calls + 1
     assert answer[0] == status
     assert answer[1]["Content-Type"] == "application/json"
+
+
+def test_on_another_database_every_validation_goes_to_django(
+    loop, fast, django_app, make_license, monkeypatch
+):
+    """The pool speaks PostgreSQL only: on SQLite (tests/ops/test_deploy.py runs the server
+    on it) Django answers every validation and the pool is never opened."""
+    assert validate_asgi.on_postgresql()
+    monkeypatch.setattr(validate_asgi, "on_postgresql", lambda: False)
+    license = make_license()
+    answers = [call(loop, fast, body_for(license)) for _ in range(3)]
+    assert [status for status, *_ in answers] == [200] * 3
+    assert django_app.calls == 3
+    assert fast.database.pool is None
 
 
 def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
