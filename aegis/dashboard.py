@@ -21,6 +21,7 @@ from audit.models import AuditLog
 from audit.selectors import validation_counts, validations_per_day
 from customers.models import Customer
 from licensing.models import License
+from licensing.selectors import license_counts
 from licensing.verification import Code
 
 EXPIRING_DAYS = 30
@@ -46,7 +47,8 @@ def dashboard_context(request) -> dict[str, Any]:
         cards += [
             {
                 "label": "Active licenses",
-                "value": active.count(),
+                # The kept counts on PostgreSQL: no count of half a million rows per view.
+                "value": license_counts(now=now).active,
                 "url": f"{licenses_url}?status=active",
                 "tone": "ok",
             },
