@@ -24,7 +24,10 @@ from django.utils.datastructures import CaseInsensitiveMapping
 
 from aegis.asgi import AccessLog
 from audit.models import AuditLog
-from licensing import validate_asgi
+from customers.models import Customer
+from customers.services import customer_create
+from licensing import validate_asgi, validation
+from licensing.models import License
 from licensing.services import license_revoke
 from licensing.validate_asgi import ValidateFastPathASGI
 from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
@@ -219,6 +222,156 @@ def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
     assert status == 503
     assert json.loads(content)["code"] == "service_unavailable"
     assert service_runs == []  # Django raised the fast path's error; it did not validate again
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[int]:
+    """The size of every batch statement sent (a spy: the real statement runs)."""
+    sizes = Batches()
+    real = validation.decide_and_record_batch
+
+    async def counted(connection, alias, rows):
+        sizes.append(len(rows))
+        if sizes.gate is not None and len(sizes) == 1:
+            await sizes.gate.wait()  # the first statement stays in flight until told
+        return await real(connection, alias, rows)
+
+    monkeypatch.setattr(validation, "decide_and_record_batch", counted)
+    return sizes
+
+
+class Batches(list):
+    gate: asyncio.Event | None = None
+
+
+def audit_row(request_id: str) -> dict:
+    """The audit row of one request, without what differs between two equal requests."""
+    row = AuditLog.objects.get(request_id=request_id)
+    return {
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "license_id": row.license_id,
+        "customer_id": row.customer_id,
+        "module_name": row.module_name,
+        "ip": None if row.ip is None else str(row.ip),
+        "event_data": row.event_data,
+    }
+
+
+def at_once(loop, app, bodies: list[dict], request_ids: list[str]) -> list:
+    """The requests sent together: all arrive before the first answer is written."""
+
+    async def send_all():
+        return await asyncio.gather(
+            *(
+                request(app, body, headers=[("x-request-id", rid)])
+                for body, rid in zip(bodies, request_ids, strict=True)
+            )
+        )
+
+    return loop.run_until_complete(send_all())
+
+
+def test_validations_arriving_together_share_one_statement_each_with_its_own_answer(
+    loop, fast, django_app, make_license, batches
+):
+    valid = make_license(license_type="subscription", duration_days=30)
+    revoked = make_license()
+    license_revoke(actor=ACTOR, license_id=revoked.pk, reason="chargeback")
+    gone = make_license()
+    License.objects.filter(pk=gone.pk).delete()
+    suspended_customer = customer_create(
+        actor=ACTOR, id="CUST-OFF", name="Off", email="off@example.com"
+    )
+    suspended = make_license(customer_id=suspended_customer.id)
+    Customer.objects.filter(pk=suspended_customer.pk).update(is_active=False)
+    bodies = [
+        body_for(valid),
+        body_for(revoked),
+        body_for(gone),
+        body_for(suspended),
+        body_for(valid, module_name="other_module"),
+        body_for(valid, odoo_version="12.0"),
+        body_for(valid, token="not-a-token"),
+        body_for(valid, token=valid.token[:-4] + "AAAA"),
+        body_for(valid),
+    ]
+    expected = []
+    for i, body in enumerate(bodies):
+        answer = call(loop, django_app, body, headers=[("x-request-id", f"django-{i}")])
+        expected.append((answer[0], answer[2], audit_row(f"django-{i}")))
+    call(loop, fast, body_for(valid))  # teaches the headers (Django answers it)
+    call(loop, fast, body_for(valid))  # opens the pool
+    batches.clear()
+    calls = django_app.calls
+
+    answers = at_once(loop, fast, bodies, [f"fast-{i}" for i in range(len(bodies))])
+
+    assert batches == [len(bodies)]  # one statement for all of them
+    assert django_app.calls == calls
+    codes = [json.loads(content)["code"] for _, _, content in answers]
+    assert codes == [
+        "VALID",
+        "REVOKED",
+        "UNKNOWN_LICENSE",
+        "SUSPENDED",
+        "MODULE_MISMATCH",
+        "VERSION_NOT_ALLOWED",
+        "MALFORMED",
+        "BAD_SIGNATURE",
+        "VALID",
+    ]
+    for i, (status, _headers, content) in enumerate(answers):
+        assert (status, content, audit_row(f"fast-{i}")) == expected[i], bodies[i]
+
+
+def test_validations_arriving_while_the_pool_is_busy_wait_for_the_next_batch(
+    loop, fast, make_license, batches, settings
+):
+    """With every connection in use, new validations do not each start a statement of
+    their own: they wait, and the next statement finishes them all."""
+    settings.VALIDATE_DB_POOL_SIZE = 1
+    license = make_license()
+    call(loop, fast, body_for(license))
+    call(loop, fast, body_for(license))
+    batches.clear()
+    batches.gate = asyncio.Event()
+
+    async def scenario():
+        first = [asyncio.ensure_future(request(fast, body_for(license))) for _ in range(2)]
+        while not batches:  # the first statement is in flight
+            await asyncio.sleep(0)
+        later = []
+        for _ in range(4):  # one after the other, each reaching its wait before the next
+            later.append(asyncio.ensure_future(request(fast, body_for(license))))
+            for _ in range(10):
+                await asyncio.sleep(0)
+        batches.gate.set()
+        return await asyncio.gather(*first, *later)
+
+    answers = loop.run_until_complete(scenario())
+    assert batches == [2, 4]
+    assert [json.loads(content)["code"] for *_, content in answers] == ["VALID"] * 6
+
+
+def test_a_batch_the_database_refuses_is_answered_by_django_for_each_request(
+    loop, fast, make_license, batches, service_runs
+):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    call(loop, fast, body_for(license))
+    batches.clear()
+    service_runs.clear()
+    rows = AuditLog.objects.count()
+    with audit_inserts_refused("fail_audit_batch"):
+        answers = at_once(loop, fast, [body_for(license)] * 5, [f"r{i}" for i in range(5)])
+    assert batches == [5]
+    assert [status for status, *_ in answers] == [503] * 5
+    assert {json.loads(content)["code"] for *_, content in answers} == {"service_unavailable"}
+    assert service_runs == []  # not validated again behind the fast path
+    assert AuditLog.objects.count() == rows
+    # The next validation is answered on the event loop again.
+    assert json.loads(call(loop, fast, body_for(license))[2])["code"] == "VALID"
 
 
 def test_a_connection_the_server_closed_is_replaced_not_used(loop, fast, make_license):
