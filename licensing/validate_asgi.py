@@ -41,6 +41,7 @@ from psycopg import OperationalError
 from psycopg.pq import ConnStatus
 
 from aegis import context, metrics
+from aegis.api import ratelimit
 from aegis.middleware import request_id as make_request_id
 from licensing import validate_view, validation
 from licensing.api import outcome_body
@@ -53,6 +54,10 @@ from licensing.validate_wsgi import (
     is_secure,
     throttle_allows,
 )
+
+# Redis round trips for throttle counts in flight at once per worker: Redis answers one
+# command at a time, a second batch keeps the loop from waiting on a slow reply alone.
+THROTTLE_BATCHES = 2
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
@@ -99,6 +104,55 @@ async def closed_by_peer(connection) -> None:
         raise OperationalError("the connection is closed")
 
 
+class Batches:
+    """Work that waits together goes together: `submit(item)` resolves with the result of
+    `run(items)` for the batch it went in. At most `limit()` batches run at once; an item
+    submitted while they all run waits for the next one, which takes everything waiting by
+    then. Alone, an item goes at once. An exception fails every item of its batch."""
+
+    def __init__(
+        self, run: Callable[[list[Any]], Awaitable[list[Any]]], limit: Callable[[], int]
+    ) -> None:
+        self._run = run
+        self._limit = limit
+        self._waiting: list[tuple[Any, asyncio.Future]] = []
+        self._running = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def submit(self, item: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._running < self._limit():
+            self._running += 1
+            task = asyncio.ensure_future(self._drain())
+            self._tasks.add(task)  # held until done: the loop keeps weak references only
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._run([item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"{len(results)} results for {len(batch)} items")
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                except asyncio.CancelledError:  # the worker is stopping: nobody waits forever
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            self._running -= 1
+
+
 class _Database:
     """The pool of asynchronous connections to the primary, opened on first use."""
 
@@ -109,9 +163,9 @@ class _Database:
         # The first validations arrive together: one of them opens the pool. (pool.open()
         # does not suspend today; the lock keeps that an implementation detail.)
         self._opening = asyncio.Lock()
-        self._waiting: list[tuple[list[Any], asyncio.Future]] = []
-        self._batches = 0
-        self._tasks: set[asyncio.Task] = set()
+        # At most the pool's size of statements in flight: under load, validations wait
+        # for the next one, and share its round trip and commit.
+        self._batches = Batches(self._statement, lambda: settings.VALIDATE_DB_POOL_SIZE)
 
     async def ready(self):
         if self.pool is not None:
@@ -142,56 +196,58 @@ class _Database:
 
     async def validate(self, fields: dict[str, Any]):
         """`license_validate`'s answer: the token checked here, then the license row and
-        the audit row in a batch with the validations waiting at the same time. Every
-        database error, the pool's own included (none free in time: PoolTimeout), is raised
-        as Django's, to every validation of the batch."""
+        the audit row in one statement with the validations waiting at the same time.
+        Every database error, the pool's own included (none free in time: PoolTimeout), is
+        raised as Django's, to every validation of the batch."""
         await self.ready()
         pending = validation.begin(**fields)
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((validation.batch_row(pending, self.alias, self.wrapper), future))
-        if self._batches < settings.VALIDATE_DB_POOL_SIZE:
-            self._batches += 1
-            task = asyncio.ensure_future(self._run_batches())
-            self._tasks.add(task)  # held until done: the loop keeps weak references only
-            task.add_done_callback(self._tasks.discard)
-        code = await future
+        code = await self._batches.submit(validation.batch_row(pending, self.alias, self.wrapper))
         metrics.validation_counted(code)
         return dataclasses.replace(pending.outcome, code=code)
 
-    async def _run_batches(self) -> None:
-        """Send what waits as one statement, until nothing waits. At most the pool's size
-        of these run at once: a validation arriving while they are all busy waits for the
-        next batch, so under load the round trips and commits are shared."""
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    with self.wrapper.wrap_database_errors:
-                        async with self.pool.connection() as connection:
-                            codes = await validation.decide_and_record_batch(
-                                connection, self.alias, [row for row, _ in batch]
-                            )
-                    if len(codes) != len(batch):
-                        raise RuntimeError(f"{len(codes)} codes for {len(batch)} validations")
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                except asyncio.CancelledError:  # the worker is stopping: nobody waits forever
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                else:
-                    for (_, future), code in zip(batch, codes, strict=True):
-                        if not future.done():
-                            future.set_result(code)
-        finally:
-            self._batches -= 1
+    async def _statement(self, rows: list[list[Any]]) -> list[validation.Code]:
+        with self.wrapper.wrap_database_errors:
+            async with self.pool.connection() as connection:
+                return await validation.decide_and_record_batch(connection, self.alias, rows)
 
     async def close(self) -> None:
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await pool.close()
+
+
+class _Throttle:
+    """The validate action's throttles for the event loop: the validations waiting together
+    are counted in one Redis round trip (redis.asyncio), so none blocks the loop on Redis.
+    The same keys, windows and limits as the action's (`validate_view.throttle_plan`)."""
+
+    def __init__(self) -> None:
+        self._batches = Batches(self._count, lambda: THROTTLE_BATCHES)
+
+    async def allows(self, environ: dict) -> bool:
+        """False as well when Redis cannot be asked: Django then asks again and answers as
+        on every route (503). On another cache (local memory), asked as Django asks."""
+        if not settings.RATE_LIMIT_ENABLED:
+            return True
+        try:
+            client = ratelimit.async_client()
+            plan = validate_view.throttle_plan(environ) if client is not None else None
+            if plan is None:
+                return throttle_allows(environ)
+            counts = await self._batches.submit(
+                (client, [(key, period) for key, period, _ in plan])
+            )
+        except Exception:  # the cache's own errors (redis.ConnectionError, ...)
+            return False
+        return all(n <= limit for n, (_, _, limit) in zip(counts, plan, strict=True))
+
+    async def _count(self, items: list[tuple[Any, list[tuple[str, int]]]]) -> list[list[int]]:
+        counts = await ratelimit.hit_many(items[0][0], [key for _, keys in items for key in keys])
+        result, start = [], 0
+        for _, keys in items:
+            result.append(counts[start : start + len(keys)])
+            start += len(keys)
+        return result
 
 
 class ValidateFastPathASGI:
@@ -201,6 +257,7 @@ class ValidateFastPathASGI:
         self.app = app
         self.headers = LearnedHeaders()
         self.database = _Database()
+        self.throttle = _Throttle()
         self._metrics: RouteMetrics | None = None
         setting_changed.connect(self._forget, weak=False)
 
@@ -227,7 +284,7 @@ class ValidateFastPathASGI:
         secure = is_secure(environ)
         headers = self.headers.raw(secure)
         fields = validate_view.fields_of(body) if headers is not None else None
-        if fields is None or not throttle_allows(environ):
+        if fields is None or not await self.throttle.allows(environ):
             return await self._django(scope, replay, send, secure)
         request_id = make_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         token = context.bind(

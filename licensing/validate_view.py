@@ -23,8 +23,10 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import JSONRenderer
 
+from aegis.api import ratelimit
 from aegis.api.exceptions import exception_handler
 from aegis.api.parsers import StrictJSONParser
+from aegis.api.throttles import ClientRateThrottle
 from licensing.api import LicenseViewSet, outcome_body
 from licensing.validation import license_validate
 
@@ -109,6 +111,23 @@ def allowed(meta) -> bool:
     return all(
         throttle().allow_request(caller, None) for throttle in LicenseViewSet.throttle_classes
     )
+
+
+def throttle_plan(meta) -> list[tuple[str, int, int]] | None:
+    """What `allowed` would count, without counting it: (Redis key, period, limit) per
+    throttle of the action, for counting many validations in one round trip from the event
+    loop (licensing/validate_asgi.py). None when that cannot be done: a throttle that does
+    not count through `ratelimit.hit`."""
+    caller = SimpleNamespace(user=None, META=meta)
+    plan = []
+    for throttle_class in LicenseViewSet.throttle_classes:
+        throttle = throttle_class()
+        if not isinstance(throttle, ClientRateThrottle):
+            return None
+        kind, ident, rate = throttle.identify(caller)
+        limit, period = ratelimit.parse_rate(rate)
+        plan.append((ratelimit.stored_key(f"{kind}:{ident}", period), period, limit))
+    return plan
 
 
 @csrf_exempt

@@ -7,14 +7,22 @@ together (a pipeline). Through Django's cache API it was two, `add` then `incr` 
 Lua script sent in full each time): measured, the rate limit took 0.38 ms of CPU per
 validation, more than half of the validation itself. The key cannot expire between the two
 commands: it names its window and lives one second past the window's end. Other caches
-(local memory in development) use `add` and `incr`."""
+(local memory in development) use `add` and `incr`.
+
+The validate fast path on the event loop counts the validations waiting together in one
+round trip with an asynchronous client (`hit_many`, the same keys): a synchronous call
+there held the whole worker for each round trip (measured, rate limits on: 2,418 → 3,937
+validations/s on 2 cores, as fast as with them off)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import time
+import weakref
 
+from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
 
@@ -68,6 +76,52 @@ def hit(name: str, period: int) -> tuple[int, float]:
         cache.add(key, 1, timeout=period + 1)
         count = 1
     return count, remaining
+
+
+def stored_key(name: str, period: int) -> str:
+    """The Redis key `hit` counts `name` under in the current window."""
+    return cache.make_key(_window(name, period)[0])
+
+
+# One asynchronous client per event loop (a client's connections belong to the loop that
+# opened them), for the cache settings it was made with.
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def async_client():
+    """A redis.asyncio client for the default cache's Redis on the running event loop, or
+    None when the default cache is not Redis. Same server and timeouts as the cache."""
+    config = settings.CACHES["default"]
+    if config.get("BACKEND") != "django_redis.cache.RedisCache":
+        return None
+    location = config["LOCATION"]
+    if not isinstance(location, str):  # several servers: the first one takes the writes
+        location = location[0]
+    location = location.split(",")[0]
+    options = config.get("OPTIONS", {})
+    made_with = (location, options.get("SOCKET_TIMEOUT"), options.get("SOCKET_CONNECT_TIMEOUT"))
+    loop = asyncio.get_running_loop()
+    known = _async_clients.get(loop)
+    if known is None or known[0] != made_with:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(
+            location, socket_timeout=made_with[1], socket_connect_timeout=made_with[2]
+        )
+        known = _async_clients[loop] = (made_with, client)
+    return known[1]
+
+
+async def hit_many(client, keys: list[tuple[str, int]]) -> list[int]:
+    """`hit` for many events at once, from the event loop: one round trip for all. `keys`
+    are (stored_key, period) pairs; returns the count of each, in order. A key met twice is
+    counted twice (each event gets its own count)."""
+    pipe = client.pipeline(transaction=False)
+    for stored, period in keys:
+        pipe.set(stored, 0, ex=period + 1, nx=True)
+        pipe.incr(stored)
+    replies = await pipe.execute()
+    return [int(reply) for reply in replies[1::2]]
 
 
 def count(name: str, period: int) -> tuple[int, float]:

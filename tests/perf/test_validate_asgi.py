@@ -15,13 +15,16 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from a2wsgi import WSGIMiddleware
+from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from aegis.api import ratelimit
 from aegis.asgi import AccessLog
 from audit.models import AuditLog
 from customers.models import Customer
@@ -423,6 +426,50 @@ def test_lifespan_closes_the_pool(loop, fast, make_license):
     loop.run_until_complete(fast({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert fast.database.pool is None
+
+
+@pytest.fixture
+def redis_counts(settings, monkeypatch) -> list[int]:
+    """The production cache (Redis on 127.0.0.1:6379, a database of its own, a fresh key
+    prefix) and the number of keys counted by each round trip the fast path makes."""
+    prefix = f"aegis-test-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/13",
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+    }
+    settings.RATE_LIMIT_ENABLED = True
+    round_trips = []
+    real = ratelimit.hit_many
+
+    async def counted(client, keys):
+        round_trips.append(len(keys))
+        return await real(client, keys)
+
+    monkeypatch.setattr(ratelimit, "hit_many", counted)
+    yield round_trips
+    cache.delete_pattern("*")
+
+
+def test_throttle_counts_of_validations_arriving_together_share_one_round_trip(
+    loop, fast, django_app, make_license, redis_counts, settings
+):
+    settings.THROTTLE_RATE_PUBLIC = "4/min"
+    license = make_license()
+    call(loop, fast, body_for(license))  # Django answers it (teaches the headers): 1 counted
+    calls = django_app.calls
+
+    answers = at_once(loop, fast, [body_for(license)] * 5, [f"t{i}" for i in range(5)])
+
+    assert redis_counts == [5]  # five counts, one round trip, from the event loop
+    assert [status for status, *_ in answers] == [200, 200, 200, 429, 429]
+    assert "Retry-After" in answers[3][1]
+    assert django_app.calls == calls + 2  # the refused ones, answered by the action
+    # The keys Django's throttle reads: the fast path counted where it counts.
+    assert ratelimit.count("ip:10.1.2.3", 60)[0] >= 6
 
 
 def test_a_cache_outage_is_answered_by_django_with_503(loop, fast, make_license):
