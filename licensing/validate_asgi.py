@@ -234,17 +234,16 @@ class _Throttle:
             plan = validate_view.throttle_plan(environ) if client is not None else None
             if plan is None:
                 return throttle_allows(environ)
-            counts = await self._batches.submit(
-                (client, [(key, period) for key, period, _ in plan])
-            )
+            counts = await self._batches.submit([(key, period) for key, period, _ in plan])
         except Exception:  # the cache's own errors (redis.ConnectionError, ...)
             return False
         return all(n <= limit for n, (_, _, limit) in zip(counts, plan, strict=True))
 
-    async def _count(self, items: list[tuple[Any, list[tuple[str, int]]]]) -> list[list[int]]:
-        counts = await ratelimit.hit_many(items[0][0], [key for _, keys in items for key in keys])
+    async def _count(self, items: list[list[tuple[str, int]]]) -> list[list[int]]:
+        client = ratelimit.async_client()
+        counts = await ratelimit.hit_many(client, [key for keys in items for key in keys])
         result, start = [], 0
-        for _, keys in items:
+        for keys in items:
             result.append(counts[start : start + len(keys)])
             start += len(keys)
         return result
