@@ -335,6 +335,7 @@ class ValidateFastPathASGI:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.database.close()
+                await ratelimit.close_async_client()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -112,6 +112,13 @@ def async_client():
     return known[1]
 
 
+async def close_async_client() -> None:
+    """Close the running loop's client, if it made one (the worker is stopping)."""
+    known = _async_clients.pop(asyncio.get_running_loop(), None)
+    if known is not None:
+        await known[1].aclose()
+
+
 async def hit_many(client, keys: list[tuple[str, int]]) -> list[int]:
     """`hit` for many events at once, from the event loop: one round trip for all. `keys`
     are (stored_key, period) pairs; returns the count of each, in order. A key met twice is

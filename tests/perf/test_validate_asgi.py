@@ -414,6 +414,12 @@ def test_lifespan_closes_the_pool(loop, fast, make_license):
     call(loop, fast, body_for(license))
     call(loop, fast, body_for(license))
     assert fast.database.pool is not None
+    assert lifespan(loop, fast) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert fast.database.pool is None
+
+
+def lifespan(loop, app) -> list[str]:
+    """A worker's start and stop, as uvicorn tells the application; what it answered."""
     messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent = []
 
@@ -423,9 +429,8 @@ def test_lifespan_closes_the_pool(loop, fast, make_license):
     async def send(message):
         sent.append(message["type"])
 
-    loop.run_until_complete(fast({"type": "lifespan"}, receive, send))
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert fast.database.pool is None
+    loop.run_until_complete(app({"type": "lifespan"}, receive, send))
+    return sent
 
 
 @pytest.fixture
@@ -470,6 +475,10 @@ def test_throttle_counts_of_validations_arriving_together_share_one_round_trip(
     assert django_app.calls == calls + 2  # the refused ones, answered by the action
     # The keys Django's throttle reads: the fast path counted where it counts.
     assert ratelimit.count("ip:10.1.2.3", 60)[0] >= 6
+    # The worker stopping closes the loop's Redis client with the pool.
+    assert loop in ratelimit._async_clients
+    lifespan(loop, fast)
+    assert loop not in ratelimit._async_clients
 
 
 def test_a_cache_outage_is_answered_by_django_with_503(loop, fast, make_license):
