@@ -51,6 +51,18 @@ TRIGGERS = {
 }
 
 
+def count_fields():
+    """The columns of both tables (licensing.models._CountRow)."""
+    return [
+        ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+        ("module_name", models.CharField(max_length=128)),
+        ("license_type", models.CharField(max_length=16)),
+        ("status", models.CharField(max_length=16)),
+        ("expires_month", models.DateField(null=True)),
+        ("n", models.BigIntegerField()),
+    ]
+
+
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
@@ -83,26 +95,12 @@ class Migration(migrations.Migration):
     operations = [
         migrations.CreateModel(
             name="LicenseCount",
-            fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("module_name", models.CharField(max_length=128)),
-                ("license_type", models.CharField(max_length=16)),
-                ("status", models.CharField(max_length=16)),
-                ("expires_month", models.DateField(null=True)),
-                ("n", models.BigIntegerField()),
-            ],
+            fields=count_fields(),
             options={"abstract": False},
         ),
         migrations.CreateModel(
             name="LicenseCountDelta",
-            fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("module_name", models.CharField(max_length=128)),
-                ("license_type", models.CharField(max_length=16)),
-                ("status", models.CharField(max_length=16)),
-                ("expires_month", models.DateField(null=True)),
-                ("n", models.BigIntegerField()),
-            ],
+            fields=count_fields(),
             options={"abstract": False},
         ),
         migrations.RunPython(forwards, backwards),

@@ -34,7 +34,7 @@ from licensing.models import License
 from licensing.services import license_revoke
 from licensing.validate_asgi import ValidateFastPathASGI
 from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
-from tests.perf.conftest import last_audit
+from tests.perf.conftest import comparable_audit, last_audit
 
 URL = "/api/v1/licenses/validate"
 MODULE = "biz4a_payroll_drc"
@@ -249,16 +249,7 @@ class Batches(list):
 
 def audit_row(request_id: str) -> dict:
     """The audit row of one request, without what differs between two equal requests."""
-    row = AuditLog.objects.get(request_id=request_id)
-    return {
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "license_id": row.license_id,
-        "customer_id": row.customer_id,
-        "module_name": row.module_name,
-        "ip": None if row.ip is None else str(row.ip),
-        "event_data": row.event_data,
-    }
+    return comparable_audit(AuditLog.objects.get(request_id=request_id))
 
 
 def at_once(loop, app, bodies: list[dict], request_ids: list[str]) -> list:
