@@ -46,8 +46,9 @@ test: dev-install  ## Run the whole suite (PostgreSQL when DATABASE_URL is set, 
 browser-deps:  ## Install Debian's chromium for the browser tests (as root: apt-get)
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-lint: dev-install  ## ruff lint and format check
+lint: dev-install  ## ruff lint and format check, import layers (pyproject's importlinter)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 fmt: dev-install  ## Format and fix what ruff can

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
-from aegis.adminkit import ServiceAdmin, ServiceForm, actor_for
-from aegis.exceptions import DomainError
+from aegis.core.adminkit import ServiceAdmin, ServiceForm, actor_for
+from aegis.core.exceptions import DomainError
 from aegis.models import APIKey
 from aegis.services import APIKeyAlreadyRevoked, api_key_create, api_key_revoke
 

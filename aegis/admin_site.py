@@ -9,9 +9,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from aegis.api import ratelimit
-from aegis.api.exceptions import is_cache_outage
-from aegis.middleware import client_ip
+from aegis.core.api import ratelimit
+from aegis.core.api.exceptions import is_cache_outage
+from aegis.core.middleware import client_ip
 
 SITE_NAME = "AEGIS License Server"
 logger = logging.getLogger("aegis.admin")

@@ -10,7 +10,7 @@ class AegisConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from aegis import checks  # noqa: F401  (registers the system checks)
-        from aegis.db import fast_timestamptz_loader
+        from aegis.core.db import fast_timestamptz_loader
 
         connection_created.connect(fast_timestamptz_loader, dispatch_uid="aegis.timestamptz")
 

@@ -1,13 +1,12 @@
 """The ASGI application gunicorn serves (gunicorn.conf.py: uvicorn workers).
 
-- `POST /api/v1/licenses/validate`, the hot path: answered on the event loop with
-  asynchronous database connections (licensing/validate_asgi.py);
-- every other request: Django's WSGI application, run by a2wsgi in a pool of
+- `POST /api/v1/licenses/validate`, the hot path: the common request answered on the event
+  loop with asynchronous database connections (licensing/validate_asgi.py);
+- every other request: Django's WSGI application (aegis.wsgi), run by a2wsgi in a pool of
   `GUNICORN_THREADS` threads per worker (default 4) — the same request objects,
   middleware, thread-local database connections and behaviour as under a threaded WSGI
-  server. (Django's own ASGI handler was measured too: it runs synchronous views on one
-  thread per worker and hands every middleware hook between threads; the audit-log list
-  answered 62 requests/s under it against 192 with threads.)
+  server. (Django's own ASGI handler was measured too and served the threaded views far
+  slower: it hands every middleware hook between threads; docs/performance.md.)
 - one access line per request (`AccessLog`).
 """
 
@@ -21,12 +20,12 @@ from a2wsgi import WSGIMiddleware
 from django.core.cache import caches
 
 # Loads Django; in production, refuses to start without a usable signing key.
-from aegis.wsgi import django_application
-from licensing.validate_asgi import ValidateFastPathASGI
+from aegis.wsgi import application as django_application
+from licensing.validate_asgi import ValidateOnLoop
 
 # Django keeps its caches in an asgiref Local that follows context variables: first looked
 # up inside a request's task, the default cache (and its Redis client) was built anew for
-# every request that counted a rate limit — 418 µs of CPU per counted request against 156.
+# every request that counted a rate limit (measured: docs/performance.md).
 # Looked up here, in the process's own context, it is the one every request task inherits.
 caches["default"]
 
@@ -81,6 +80,4 @@ def _threads() -> int:
     return int(value) if value else 4
 
 
-application = AccessLog(
-    ValidateFastPathASGI(WSGIMiddleware(django_application, workers=_threads()))
-)
+application = AccessLog(ValidateOnLoop(WSGIMiddleware(django_application, workers=_threads())))

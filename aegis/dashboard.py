@@ -1,4 +1,5 @@
-"""The back-office dashboard: the figures staff look at first, and a validations chart.
+"""The back-office dashboard: the figures staff look at first, a validations chart and an
+activations chart.
 
 `dashboard_context(request)` feeds `templates/admin/index.html`; each panel appears only to
 users allowed to see the records behind it. The chart is inline SVG drawn here, on the
@@ -21,7 +22,7 @@ from audit.models import AuditLog
 from audit.selectors import validation_counts, validations_per_day
 from customers.models import Customer
 from licensing.models import License
-from licensing.selectors import license_counts
+from licensing.selectors import activations_per_day, license_counts, seats_in_use
 from licensing.verification import Code
 
 EXPIRING_DAYS = 30
@@ -74,6 +75,19 @@ def dashboard_context(request) -> dict[str, Any]:
                 "tone": "bad",
             },
         ]
+        seats = seats_in_use(now=now)
+        cards.append(
+            {
+                "label": "Seats in use",
+                "value": sum(seats.values()),
+                "url": reverse("admin:licensing_activation_changelist") + "?status=active",
+                "tone": "neutral",
+            }
+        )
+        series = activations_per_day(days=CHART_DAYS)
+        context["activations_chart"] = validations_chart(series, noun="activation")
+        context["activations_30d_total"] = sum(n for _, n in series)
+        context["seats_in_use"] = seats
     if user.has_perm("customers.view_customer"):
         cards.append(
             {
@@ -126,8 +140,8 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
-def validations_chart(series: list[tuple[dt.date, int]]) -> SafeString:
-    """A bar chart of validations per day as inline, accessible SVG."""
+def validations_chart(series: list[tuple[dt.date, int]], *, noun: str = "validation") -> SafeString:
+    """A bar chart of `noun`s (validations, activations) per day as inline, accessible SVG."""
     width, height = 720, 220
     left, right, top, bottom = 48, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -157,7 +171,7 @@ def validations_chart(series: list[tuple[dt.date, int]]) -> SafeString:
     for i, (day, n) in enumerate(series):
         x = left + i * slot + (slot - bar_w) / 2
         h = plot_h * n / y_max
-        label = f"{day:%a %d %b %Y}: {n:,} validation{'s' if n != 1 else ''}"
+        label = f"{day:%a %d %b %Y}: {n:,} {noun}{'s' if n != 1 else ''}"
         bars.append(
             format_html(
                 '<rect class="chart-bar" x="{}" y="{}" width="{}" height="{}" '
@@ -184,12 +198,15 @@ def validations_chart(series: list[tuple[dt.date, int]]) -> SafeString:
             '<text class="chart-empty" x="{}" y="{}" text-anchor="middle">{}</text>',
             _n(left + plot_w / 2),
             _n(top + plot_h / 2),
-            f"No validations in the last {len(series)} days",
+            f"No {noun}s in the last {len(series)} days",
         )
-    summary = f"Validations per day over the last {len(series)} days, at most {peak:,} a day"
+    summary = (
+        f"{noun.capitalize()}s per day over the last {len(series)} days, at most {peak:,} a day"
+    )
     return format_html(
-        '<svg class="validations-chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
+        '<svg class="{}s-chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
         'preserveAspectRatio="xMidYMid meet">{}{}{}</svg>',
+        noun,
         width,
         height,
         summary,

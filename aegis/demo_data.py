@@ -20,11 +20,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditLog
-from audit.services import audit_record
+from audit.services import UNCHAINED_COLUMNS, audit_record
 from customers.models import Customer
-from licensing import signing
+from licensing import rules, signing
 from licensing.models import License
-from licensing.verification import Code
 
 MODULES = [
     f"biz4a_{name}"
@@ -40,7 +39,7 @@ MODULES = [
     )
 ]
 VERSIONS = [["16", "17"], ["17"], ["17", "18"], ["18"], ["18", "19"]]
-CODES = [code.value for code in Code]
+CODES = [code.value for code in rules.codes(rules.VALIDATE)]  # what validate may answer
 # Most validations succeed; the rest spread over the failure codes.
 CODE_WEIGHTS = [1 if c != "VALID" else 60 for c in CODES]
 
@@ -108,6 +107,7 @@ def _license_rows(
             now if revoked else None,
             "demo data" if revoked else "",
             "",
+            settings.DEFAULT_MAX_STAGING_INSTANCES,
             issued,
             issued,
         )
@@ -123,17 +123,18 @@ def _audit_rows(
     for i in range(count):
         license_id, customer_id, module = rng.choice(licenses) if licenses else (None, None, None)
         code = rng.choices(CODES, CODE_WEIGHTS)[0]
-        yield (
-            "license.validated",
-            license_id,
-            customer_id,
-            module,
-            "public",
-            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-            uuid.uuid4().hex,
-            json.dumps({"code": code, "odoo_version": "17.0", "fingerprint": None}),
-            start + dt.timedelta(seconds=i * step),
-        )
+        row = {
+            "event_type": "license.validated",
+            "license_id": license_id,
+            "customer_id": customer_id,
+            "module_name": module,
+            "actor": "public",
+            "ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "request_id": uuid.uuid4().hex,
+            "event_data": json.dumps({"code": code, "odoo_version": "17.0", "fingerprint": None}),
+            "created_at": start + dt.timedelta(seconds=i * step),
+        }
+        yield tuple(row[column] for column in UNCHAINED_COLUMNS)
 
 
 CUSTOMER_COLUMNS = [
@@ -163,20 +164,12 @@ LICENSE_COLUMNS = [
     "revoked_at",
     "revoked_reason",
     "notes",
+    "max_staging_instances",
     "created_at",
     "updated_at",
 ]
-AUDIT_COLUMNS = [
-    "event_type",
-    "license_id",
-    "customer_id",
-    "module_name",
-    "actor",
-    "ip",
-    "request_id",
-    "event_data",
-    "created_at",
-]
+# The audit app's own list of the columns a validation row is written with, in its order.
+AUDIT_COLUMNS = list(UNCHAINED_COLUMNS)
 
 
 def _load(

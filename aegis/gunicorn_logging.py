@@ -10,7 +10,7 @@ import os
 
 from gunicorn.glogging import Logger
 
-from aegis.logging import formatter
+from aegis.core.logging import formatter
 
 
 class GunicornLogger(Logger):

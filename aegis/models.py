@@ -5,11 +5,7 @@ from __future__ import annotations
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
-
-class Scope(models.TextChoices):
-    ADMIN = "admin", "Admin (everything)"
-    ISSUER = "issuer", "Issuer (licenses and customers, read and write)"
-    READONLY = "readonly", "Read-only (GET on licenses and customers)"
+from aegis.core.api.scopes import Scope
 
 
 class APIKey(AbstractAPIKey):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from aegis.exceptions import Conflict, NotFound, ValidationFailed
-from aegis.models import APIKey, Scope
+from aegis.core.api.scopes import Scope
+from aegis.core.exceptions import Conflict, NotFound, ValidationFailed
+from aegis.models import APIKey
 from audit.services import audit_record
 
 

@@ -13,7 +13,7 @@ import environ
 from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
-from aegis.logging import build_logging
+from aegis.core.logging import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,18 +69,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Hot routes (validate) run through MIDDLEWARE minus HOT_PATH_SKIP_MIDDLEWARE below.
-    "aegis.hotpath.HotPathMiddleware",
     # Request counts and latency by view and status for /metrics (first and last).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "aegis.hotpath.CSPMiddleware",  # django-csp's, with the ordinary policy built once
+    "csp.middleware.CSPMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "aegis.middleware.RequestContextMiddleware",
-    "django_structlog.middlewares.RequestMiddleware",  # request_finished lines (aegis/logging.py)
-    "aegis.routers.ReplicaReadsMiddleware",  # lists and stats may read the replica
-    "aegis.api.middleware.APIBoundaryMiddleware",
+    "aegis.core.middleware.RequestContextMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",  # request_finished lines (aegis/core/logging.py)
+    "aegis.core.routers.ReplicaReadsMiddleware",  # lists and stats may read the replica
+    "aegis.core.api.middleware.APIBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,23 +87,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
-
-# The validate endpoint is called thousands of times a second and uses neither static files,
-# the replica, sessions, CSRF, users nor messages: its requests skip that middleware
-# (aegis/hotpath.py; measured in the README's Performance section). Its request line is
-# gunicorn's access line (method, path, status, duration, request id): django-structlog's
-# request_finished would say the same again, for 10% of a validation's CPU.
-HOT_PATH_SKIP_MIDDLEWARE = {
-    r"^/api/v1/licenses/validate/?$": [
-        "django_structlog.middlewares.RequestMiddleware",
-        "whitenoise.middleware.WhiteNoiseMiddleware",
-        "aegis.routers.ReplicaReadsMiddleware",
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-    ],
-}
 
 ROOT_URLCONF = "aegis.urls"
 WSGI_APPLICATION = "aegis.wsgi.application"
@@ -138,11 +119,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
     )
-    # JIT compilation pays off in long analytical queries; here it only added ~45 ms of
-    # compiling to the statistics aggregates at a million licenses (measured), so the
+    # JIT compilation pays off in long analytical queries; here it only added compiling
+    # time to the statistics aggregates (measured, docs/performance.md), so the
     # application's sessions run without it.
     DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
-    # The validate path's statements (aegis.db.prepared_cursor; on the event loop, its own
+    # The validate path's statements (aegis.core.db.prepared_cursor; on the event loop, its own
     # connections, which take these options too) are parsed and planned by PostgreSQL once
     # per connection, from their fifth run on. Django's own cursors bind parameters on the
     # client and are never prepared, whatever this says.
@@ -152,14 +133,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", _prepare_threshold or None)
 # DATABASE_REPLICA_URL: a streaming replica of the primary. GET requests of the list and
 # statistics routes read from it; writes, the validate lookup and authentication never do
-# (aegis/routers.py). Test runs use one database: the replica alias mirrors the primary.
+# (aegis/core/routers.py). Test runs use one database: the replica alias mirrors the primary.
 if "DATABASE_REPLICA_URL" in os.environ:
     DATABASES["replica"] = env.db_url("DATABASE_REPLICA_URL")
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
     DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["aegis.routers.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["aegis.core.routers.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -214,18 +195,21 @@ LICENSE_ISSUER = env.str("LICENSE_ISSUER", default="https://license.biz4a.com")
 DEFAULT_DEMO_DURATION_DAYS = env.int("DEFAULT_DEMO_DURATION_DAYS", default=30)
 DEMO_MAX_DURATION_DAYS = env.int("DEMO_MAX_DURATION_DAYS", default=90)
 SUBSCRIPTION_MAX_DURATION_DAYS = env.int("SUBSCRIPTION_MAX_DURATION_DAYS", default=3650)
+# Staging seats of a license issued without max_staging_instances (CONTRACT §9).
+DEFAULT_MAX_STAGING_INSTANCES = env.int("DEFAULT_MAX_STAGING_INSTANCES", default=2)
 VALIDATION_LEEWAY_SECONDS = env.int("VALIDATION_LEEWAY_SECONDS", default=0)
-# Answer the common validate request in front of Django's request handling
-# (licensing/validate_wsgi.py); false: every request goes through Django.
-VALIDATE_FAST_PATH = env.bool("VALIDATE_FAST_PATH", default=True)
-# Under the ASGI server (aegis.asgi), the fast path's own asynchronous connections to the
-# primary, per worker process, and the seconds a validation waits for one.
+# Under the ASGI server (aegis.asgi), the validate transport's own asynchronous connections
+# to the primary, per worker process (licensing/validate_asgi.py), and the seconds a
+# validation waits for one.
 VALIDATE_DB_POOL_SIZE = env.int("VALIDATE_DB_POOL_SIZE", default=4)
 VALIDATE_DB_POOL_TIMEOUT = env.float("VALIDATE_DB_POOL_TIMEOUT", default=5.0)
 # Tokens whose signature verified, kept per worker process so a client presenting the same
 # token again skips the Ed25519 check (licensing/validation.py); 0 turns the cache off.
 VALIDATION_CACHE_SIZE = env.int("VALIDATION_CACHE_SIZE", default=20_000)
 REVOCATION_LIST_TTL_HOURS = env.int("REVOCATION_LIST_TTL_HOURS", default=24)
+# Days a lease (CONTRACT §9) lasts at most: an instance that stops checking in frees its seat
+# this long after its last activation or heartbeat (never later than its license's expiry).
+LEASE_TTL_DAYS = env.int("LEASE_TTL_DAYS", default=14)
 
 # --- Statistics (audit/rollups.py) ----------------------------------------------------------
 # Validation rows younger than this are left to the raw tail: ids become visible at commit,
@@ -237,7 +221,7 @@ VALIDATION_ROLLUP_MINUTES_DAYS = env.int("VALIDATION_ROLLUP_MINUTES_DAYS", defau
 # --- Logging --------------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-# structlog for every logger; json: one object per line, secrets masked (aegis/logging.py).
+# structlog for every logger; json: one object per line, secrets masked (aegis/core/logging.py).
 LOGGING = build_logging(log_format=LOG_FORMAT, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # aegis binds the peer address, never X-Forwarded-For
@@ -287,7 +271,7 @@ CONTENT_SECURITY_POLICY = {
 THROTTLE_RATE_PUBLIC = env.str("THROTTLE_RATE_PUBLIC", default="600/min")
 THROTTLE_RATE_API_KEY = env.str("THROTTLE_RATE_API_KEY", default="3000/min")
 # Wrong API keys per client IP; past it, that address gets 429 for any key until the window
-# ends, before any database lookup (aegis/api/authentication.py). Counted even when the
+# ends, before any database lookup (aegis/core/api/authentication.py). Counted even when the
 # key was merely malformed.
 THROTTLE_RATE_FAILED_API_KEY = env.str("THROTTLE_RATE_FAILED_API_KEY", default="30/min")
 # Failed staff logins at /admin/ per client address (aegis/admin_site.py).
@@ -297,21 +281,21 @@ API_MAX_BODY_BYTES = 64 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "aegis.api.authentication.APIKeyAuthentication",
-        "aegis.api.authentication.StaffSessionAuthentication",
+        "aegis.authentication.APIKeyAuthentication",
+        "aegis.core.api.authentication.StaffSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["aegis.api.permissions.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["aegis.api.throttles.ClientRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["aegis.api.parsers.StrictJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["aegis.core.api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["aegis.core.api.throttles.ClientRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["aegis.core.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "aegis.api.renderers.BrowsableAPIOrJSONErrorsRenderer",
+        "aegis.core.api.renderers.BrowsableAPIOrJSONErrorsRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "aegis.api.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "aegis.core.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["aegis.api.filters.StrictFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["aegis.core.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "aegis.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "aegis.core.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -332,7 +316,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "PREPROCESSING_HOOKS": ["aegis.api.schema.strip_optional_slash"],
+    "PREPROCESSING_HOOKS": ["aegis.core.api.schema.strip_optional_slash"],
     "ENUM_NAME_OVERRIDES": {
         "LicenseStatusEnum": [("active", "active"), ("revoked", "revoked"), ("expired", "expired")],
         "HealthPartStatusEnum": ["ok", "unavailable"],
@@ -363,9 +347,10 @@ def _refuse_insecure_production() -> None:
 
 def _refuse_unusable_numbers() -> None:
     """Settings that break a feature outright at zero or below, in any environment: a
-    revocation list expired when signed, a validate path without connections."""
+    revocation list or a lease expired when signed, a validate path without connections."""
     minimums = {
         "REVOCATION_LIST_TTL_HOURS": (REVOCATION_LIST_TTL_HOURS, 1),
+        "LEASE_TTL_DAYS": (LEASE_TTL_DAYS, 1),
         "VALIDATE_DB_POOL_SIZE": (VALIDATE_DB_POOL_SIZE, 1),
         "VALIDATE_DB_POOL_TIMEOUT": (VALIDATE_DB_POOL_TIMEOUT, 0.1),
     }

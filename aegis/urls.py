@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from aegis.views import HealthView, InfoView
-from licensing import validate_view, views_public
+from licensing import views_public
 
 admin.site.site_header = "AEGIS License Server"
 admin.site.site_title = "AEGIS License Server"
@@ -23,8 +23,6 @@ urlpatterns = [
         name="license-revocations",
     ),
     path("admin/", admin.site.urls),
-    # The validate hot path; it hands every unusual request to the documented action.
-    re_path(r"^api/v1/licenses/validate/?$", validate_view.validate, name="license-validate-fast"),
     path("api/v1/", include("aegis.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file (/docs?script): no inline script,
@@ -33,10 +31,10 @@ urlpatterns = [
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     re_path(r"^health/?$", HealthView.as_view(), name="health"),
     re_path(r"^info/?$", InfoView.as_view(), name="info"),
-    # Prometheus text format; every gunicorn worker's values (aegis/metrics.py).
+    # Prometheus text format; every gunicorn worker's values (aegis/core/metrics.py).
     path("metrics", ExportToDjangoView, name="metrics"),
 ]
 
 # JSON error bodies under /api (CONTRACT §6), Django's pages elsewhere.
-handler404 = "aegis.api.exceptions.handler404"
-handler500 = "aegis.api.exceptions.handler500"
+handler404 = "aegis.core.api.exceptions.handler404"
+handler500 = "aegis.core.api.exceptions.handler500"

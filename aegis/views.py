@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegis.api.schema import errors
+from aegis.core.api.schema import errors
 from licensing import signing
 from licensing.models import LicenseType
 

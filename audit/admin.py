@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from aegis.adminkit import CalendarDrilldownChangeList, LargeTablePaginator, distinct_values
+from aegis.core.adminkit import CalendarDrilldownChangeList, LargeTablePaginator, distinct_values
 from audit.models import AuditLog
 
 

@@ -6,11 +6,11 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 
-from aegis.api.filters import InstantFilter
-from aegis.api.pagination import NewestFirstCursorPagination
-from aegis.api.schema import PROTECTED, errors
-from aegis.api.serializers import instant
-from aegis.models import Scope
+from aegis.core.api.filters import InstantFilter
+from aegis.core.api.pagination import NewestFirstCursorPagination
+from aegis.core.api.schema import PROTECTED, errors
+from aegis.core.api.scopes import Scope
+from aegis.core.api.serializers import instant
 from audit.models import AuditLog
 from audit.selectors import audit_log_list
 
@@ -36,7 +36,8 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
     def to_representation(self, row: AuditLog) -> dict:
         """What the declared fields give (tests/perf/test_serializers.py compares the two),
-        written out: DRF's per-field machinery was most of the CPU of a page of 50."""
+        written out: DRF's per-field machinery was most of a page's CPU
+        (docs/performance.md)."""
         return {
             "id": row.id,
             "created_at": instant(row.created_at),

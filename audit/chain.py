@@ -1,6 +1,6 @@
 """The tamper-evident hash chain over the audit trail.
 
-Every state-change row (every event type but `license.validated`) carries:
+Every state-change row (every event type but those of `UNCHAINED_EVENT_TYPES`) carries:
 
 - `chain_seq`: 1, 2, 3, … — its place in the chain, unique and without gaps;
 - `prev_hash`: the `hash` of the row with `chain_seq - 1` (`GENESIS` for the first row);
@@ -14,8 +14,10 @@ chain stands out; `verify()` (and `manage.py verify_audit_chain`) reports the fi
 rewrite of the whole chain by someone who holds the database and this code.
 
 Validation rows are not chained: the validate endpoint writes one at thousands per second
-and must stay a single INSERT without a global lock. Their integrity rests on the
-append-only trigger alone.
+and must stay a single INSERT without a global lock. Nor are the rows of an instance
+checking in on its seat (a heartbeat, or an activation refused with its code: CONTRACT §9),
+which come at the same pace; a seat taken or released is a state change, and chained.
+Their integrity rests on the append-only trigger alone.
 
 The canonical form below is frozen: changing it invalidates every existing chain.
 """
@@ -34,8 +36,11 @@ from typing import Any
 from django.db import connections
 
 GENESIS = "0" * 64
-# Event types written on the hot path and therefore left out of the chain.
-UNCHAINED_EVENT_TYPES = frozenset({"license.validated"})
+# Event types written on the hot paths (validate, an instance's check-in) and therefore left
+# out of the chain.
+UNCHAINED_EVENT_TYPES = frozenset(
+    {"license.validated", "activation.heartbeat", "activation.refused"}
+)
 # pg_advisory_xact_lock key serialising chained inserts ("AEGISCHN" as a signed 64-bit int).
 CHAIN_LOCK_KEY = int.from_bytes(b"AEGISCHN", "big", signed=True)
 

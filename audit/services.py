@@ -5,23 +5,26 @@ transaction as the change it records, so a change whose audit row cannot be writ
 not happen (CONTRACT §7).
 
 State-change rows are appended to the hash chain (audit/chain.py) under a lock that
-serialises chained inserts; validation rows (the hot path) are a single plain INSERT,
-written once rather than compiled by the ORM on every call.
+serialises chained inserts. Validation rows (the hot path) are not chained: their code is
+decided by the statement that records them (`record_validations`, with the rules of
+licensing/rules.py), one statement for a whole batch on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
-from aegis import context
-from aegis.db import prepared_cursor
+from aegis.core import context
+from aegis.core.db import prepared_cursor
 from audit import chain
 from audit.models import AuditLog
 
@@ -44,8 +47,9 @@ def mask_secrets(data: Any) -> Any:
     return data
 
 
-# The columns of an unchained row, in INSERT order (chain_seq, prev_hash and hash stay NULL).
-_UNCHAINED_COLUMNS = (
+# The columns of an unchained row, in INSERT order (chain_seq, prev_hash and hash stay NULL):
+# what `audit_record`, `record_validations` and bulk loaders (aegis/demo_data.py) write.
+UNCHAINED_COLUMNS = (
     "event_type",
     "license_id",
     "customer_id",
@@ -56,30 +60,6 @@ _UNCHAINED_COLUMNS = (
     "event_data",
     "created_at",
 )
-
-
-@functools.cache
-def unchained_columns(alias: str) -> tuple[list, str, str]:
-    """(fields, quoted table, quoted column list) of an unchained row on a database alias."""
-    quote = connections[alias].ops.quote_name
-    fields = [AuditLog._meta.get_field(name) for name in _UNCHAINED_COLUMNS]
-    return fields, quote(AuditLog._meta.db_table), ", ".join(quote(f.column) for f in fields)
-
-
-@functools.cache
-def _unchained_insert(alias: str) -> tuple[list, str, bool]:
-    """(fields, SQL, returns id) of the unchained INSERT on a database alias, written once."""
-    connection = connections[alias]
-    fields, table, columns = unchained_columns(alias)
-    returning = connection.features.can_return_columns_from_insert
-    sql = "INSERT INTO {} ({}) VALUES ({}){}".format(  # noqa: S608 - names from the model
-        table,
-        columns,
-        ", ".join(["%s"] * len(fields)),
-        f" RETURNING {connection.ops.quote_name(AuditLog._meta.pk.column)}" if returning else "",
-    )
-    return fields, sql, returning
-
 
 # What a row may be given: audit_record's keyword arguments.
 _GIVEN = {"license_id": None, "customer_id": None, "module_name": None, "event_data": None}
@@ -104,27 +84,130 @@ def _row_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def unchained_values(alias: str, connection=None, **row: Any) -> tuple[dict[str, Any], list[Any]]:
-    """The fields of an unchained row (`_row_fields`) and their database values in the
-    order of `unchained_columns`: what `audit_record` inserts, for a statement that inserts
-    the row together with other work (the validate path, licensing.validation). The values
-    are prepared for `connection` (default: this thread's connection to `alias`)."""
+# --- Validation rows: each decided and recorded by one statement ------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How the statement that records validation rows decides each row's code, in SQL.
+
+    `inputs`: the caller's values per row, by name, each typed by a model field; with the
+    row's own columns they form the relation `validation`. `joins`: what follows
+    `FROM validation`. `code`: the expression of the row's code (written to
+    `event_data.code`); `license_id`: of its license id (NULL: no such license)."""
+
+    inputs: tuple[tuple[str, models.Field], ...]
+    joins: str
+    code: str
+    license_id: str
+
+
+def _given_columns() -> list[models.Field]:
+    return [AuditLog._meta.get_field(name) for name in UNCHAINED_COLUMNS if name != "license_id"]
+
+
+# No length in an array cast: a cast to varchar(n) would cut a longer value silently, where
+# the INSERT refuses it.
+_LENGTH = re.compile(r"\(\d+\)")
+
+
+@functools.cache
+def _validations_sql(alias: str, decision: Decision) -> str:
+    """PostgreSQL: the rows arrive as one array per column (`unnest`), any number in one
+    statement, their codes returned in order. Elsewhere: one row per statement. No value is
+    written into the SQL: names come from the models, conditions from the caller's code."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    given = _given_columns()
+    types = [c.db_type(connection) for c in given] + [
+        f.db_type(connection) for _, f in decision.inputs
+    ]
+    names = ", ".join([c.column for c in given] + [name for name, _ in decision.inputs])
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        arrays = ", ".join(f"%s::{_LENGTH.sub('', t)}[]" for t in types)
+        source = f"SELECT * FROM unnest({arrays}) WITH ORDINALITY"
+        data = "jsonb_set(event_data, '{code}', to_jsonb(code))"
+    else:
+        source = f"SELECT {', '.join(['%s'] * len(types))}, 1"
+        data = "json_set(event_data, '$.code', code)"
+    decided = (
+        f"validation ({names}, ord) AS ({source}), decided AS (SELECT validation.*, "
+        f"{decision.code} AS code, {decision.license_id} AS decided_license_id "
+        f"FROM validation {decision.joins})"
+    )
+    columns = ", ".join(quote(c.column) for c in [*given, AuditLog._meta.get_field("license_id")])
+    values = ", ".join(data if c.attname == "event_data" else c.column for c in given)
+    insert = (
+        f"INSERT INTO {quote(AuditLog._meta.db_table)} ({columns}) "
+        f"SELECT {values}, decided_license_id FROM decided ORDER BY ord"
+    )
+    if postgresql:
+        return f"WITH {decided}, recorded AS ({insert}) SELECT code FROM decided ORDER BY ord"
+    return f"WITH {decided} {insert} RETURNING json_extract(event_data, '$.code')"
+
+
+def validation_row(
+    decision: Decision, connection, inputs: Mapping[str, Any], **row: Any
+) -> list[Any]:
+    """One validation for `record_validations`: the row's fields (`audit_record`'s
+    arguments, without `license_id`, with the request context of now) and the decision's
+    inputs, prepared for `connection`."""
     fields = _row_fields(row)
-    connection = connection or connections[alias]
-    columns = unchained_columns(alias)[0]
-    return fields, [c.get_db_prep_save(fields[c.attname], connection) for c in columns]
+    return [c.get_db_prep_save(fields[c.attname], connection) for c in _given_columns()] + [
+        field.get_db_prep_value(inputs[name], connection) for name, field in decision.inputs
+    ]
 
 
-def _insert_unchained(alias: str, fields: dict[str, Any], params: list[Any]) -> AuditLog:
-    """One INSERT statement, as the ORM would send it, without compiling it each time: on
-    the validate path the ORM's INSERT compiler cost more CPU than the row itself."""
-    _columns, sql, returning = _unchained_insert(alias)
+def record_validations(decision: Decision, rows: list[list[Any]]) -> list[str]:
+    """Record validation rows (`validation_row`), each with the code `decision` gives it,
+    and return the codes in order: on PostgreSQL one statement for all, elsewhere one each."""
+    alias = router.db_for_write(AuditLog)
+    sql = _validations_sql(alias, decision)
     with prepared_cursor(alias) as cursor:
-        cursor.execute(sql, params)
-        row_id = cursor.fetchone()[0] if returning else cursor.lastrowid
-    row = AuditLog(id=row_id, **fields)
-    row._state.adding = False
-    row._state.db = alias
+        if connections[alias].vendor == "postgresql":
+            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            return [code for (code,) in cursor.fetchall()]
+        codes = []
+        for row in rows:
+            cursor.execute(sql, row)
+            codes.append(cursor.fetchone()[0])
+        return codes
+
+
+async def arecord_validations(connection, alias: str, decision: Decision, rows) -> list[str]:
+    """`record_validations` on an asynchronous psycopg `connection` to PostgreSQL."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    cursor = await connection.execute(_validations_sql(alias, decision), columns)
+    return [code for (code,) in await cursor.fetchall()]
+
+
+@functools.cache
+def _unchained_sql(alias: str) -> str:
+    """One prepared INSERT of an unchained row (the rows of the hot paths), its id returned."""
+    quote = connections[alias].ops.quote_name
+    columns = ", ".join(quote(AuditLog._meta.get_field(name).column) for name in UNCHAINED_COLUMNS)
+    values = ", ".join(["%s"] * len(UNCHAINED_COLUMNS))
+    return (
+        f"INSERT INTO {quote(AuditLog._meta.db_table)} ({columns}) VALUES ({values}) "
+        f"RETURNING {quote(AuditLog._meta.pk.column)}"
+    )
+
+
+def _append_unchained(fields: dict[str, Any]) -> AuditLog:
+    """INSERT an unchained row without the ORM's query building: a heartbeat's row costs a
+    tenth of `objects.create` (docs/performance.md)."""
+    alias = router.db_for_write(AuditLog)
+    connection = connections[alias]
+    values = [
+        AuditLog._meta.get_field(name).get_db_prep_save(fields[name], connection)
+        for name in UNCHAINED_COLUMNS
+    ]
+    with prepared_cursor(alias) as cursor:
+        cursor.execute(_unchained_sql(alias), values)
+        (pk,) = cursor.fetchone()
+    row = AuditLog(id=pk, **fields)
+    row._state.adding, row._state.db = False, alias
     return row
 
 
@@ -151,10 +234,9 @@ def audit_record(
         "module_name": module_name,
         "event_data": event_data,
     }
-    if not chain.is_chained(event_type):
-        alias = router.db_for_write(AuditLog)
-        return _insert_unchained(alias, *unchained_values(alias, **row))
     fields = _row_fields(row)
+    if not chain.is_chained(event_type):
+        return _append_unchained(fields)
     # savepoint=False: no extra round trips inside the service's transaction, and a
     # transaction of its own when called outside one (the lock must outlive the INSERT).
     with transaction.atomic(savepoint=False):

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from aegis.adminkit import ServiceAdmin, ServiceForm, actor_for
-from aegis.exceptions import DomainError
+from aegis.core.adminkit import ServiceAdmin, ServiceForm, actor_for
+from aegis.core.exceptions import DomainError
 from customers.models import Customer
 from customers.services import (
     UPDATABLE_FIELDS,

@@ -9,11 +9,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from aegis.api.authentication import actor_of
-from aegis.api.filters import StableOrderingFilter, StrictBooleanFilter
-from aegis.api.schema import BODY_ERRORS, PROTECTED, errors
-from aegis.api.serializers import StrictBooleanField, StrictCharField, StrictSerializer
-from aegis.models import Scope
+from aegis.core.api.authentication import actor_of
+from aegis.core.api.filters import StableOrderingFilter, StrictBooleanFilter
+from aegis.core.api.schema import BODY_ERRORS, PROTECTED, errors
+from aegis.core.api.scopes import Scope
+from aegis.core.api.serializers import StrictBooleanField, StrictCharField, StrictSerializer
 from customers import services
 from customers.models import Customer
 from customers.selectors import customer_get, customer_list

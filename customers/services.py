@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from aegis.exceptions import Conflict, NotFound, ValidationFailed
+from aegis.core.exceptions import Conflict, NotFound, ValidationFailed
 from audit.services import audit_record
 from customers.models import CUSTOMER_ID_PATTERN, Customer, CustomerIdSequence
 

@@ -1,4 +1,4 @@
-"""Licenses in the back-office: issue, read the token, revoke, export.
+"""Licenses in the back-office: issue, read the token, revoke, renew, transfer, export.
 
 Every write is a licensing.services call with actor `user:<username>`; a license cannot be
 edited after issue (only its notes) nor deleted. The list stays fast on millions of rows:
@@ -25,17 +25,25 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from aegis.adminkit import (
+from aegis.core.adminkit import (
     LargeTablePaginator,
     ServiceAdmin,
     actor_for,
+    add_domain_error,
     distinct_values,
     uuid_lookup,
 )
-from aegis.exceptions import DomainError
+from aegis.core.exceptions import DomainError
 from customers.models import Customer
-from licensing import signing
-from licensing.forms import LicenseIssueForm, LicenseNotesForm, RevokeForm
+from licensing import signing, successors
+from licensing.admin_seats import ActivationInline
+from licensing.forms import (
+    LicenseIssueForm,
+    LicenseNotesForm,
+    RenewForm,
+    RevokeForm,
+    TransferForm,
+)
 from licensing.models import License, LicenseStatus
 from licensing.services import LicenseAlreadyRevoked, license_revoke
 
@@ -173,6 +181,46 @@ class _Echo:
         return value
 
 
+def _refusal(check, license: License) -> str | None:
+    """Why `check` (a licensing.successors check) refuses the change, or None."""
+    try:
+        check(license)
+    except DomainError as exc:
+        return exc.detail
+    return None
+
+
+def _allowed(check, license: License) -> bool:
+    return _refusal(check, license) is None
+
+
+def _chain_link(license_id, none: str) -> str:
+    if license_id is None:
+        return format_html('<span class="aegis-muted">{}</span>', none)
+    url = reverse("admin:licensing_license_change", args=[license_id])
+    return format_html('<a class="aegis-mono" href="{}">{}</a>', url, license_id)
+
+
+# Links followed at most to find the newest license of a chain (a chain is a handful).
+MAX_CHAIN = 100
+
+
+def _newest_in_chain(license: License):
+    """The id of the newest license of `license`'s chain (CONTRACT §9), or None when it has
+    no successor."""
+    newest = license.replaced_by_id
+    for _ in range(MAX_CHAIN):
+        following = (
+            License.objects.filter(pk=newest).values_list("replaced_by_id", flat=True).first()
+            if newest
+            else None
+        )
+        if following is None:
+            break
+        newest = following
+    return newest
+
+
 # --- The admin -----------------------------------------------------------------------------
 
 
@@ -208,6 +256,7 @@ class LicenseAdmin(ServiceAdmin):
     autocomplete_fields = ("customer",)
     radio_fields = {"license_type": admin.HORIZONTAL}
     actions = ["revoke_selected"]
+    inlines = [ActivationInline]
     change_form_template = "admin/licensing/license/change_form.html"
 
     # --- permissions: never deleted; revoke is its own permission ---------------------------
@@ -217,6 +266,13 @@ class LicenseAdmin(ServiceAdmin):
 
     def has_revoke_permission(self, request, obj=None):
         return request.user.has_perm("licensing.revoke_license")
+
+    # A renewal issues a license; a transfer issues one and revokes one.
+    def has_renew_permission(self, request, obj=None):
+        return self.has_add_permission(request)
+
+    def has_transfer_permission(self, request, obj=None):
+        return self.has_add_permission(request) and self.has_revoke_permission(request)
 
     # --- list ------------------------------------------------------------------------------
 
@@ -319,6 +375,13 @@ class LicenseAdmin(ServiceAdmin):
                         "fingerprint, or the database UUID and domain to compute it.",
                     },
                 ),
+                (
+                    "Seats",
+                    {
+                        "fields": ("max_instances", "max_staging_instances"),
+                        "description": "How many Odoo instances may use the license at once.",
+                    },
+                ),
                 ("Notes", {"fields": ("notes",)}),
             ]
         fieldsets = [
@@ -335,11 +398,14 @@ class LicenseAdmin(ServiceAdmin):
                         "issued_at_display",
                         "expires_at_display",
                         "fingerprint_display",
+                        "seats_display",
                         "key_id",
                     )
                 },
             ),
         ]
+        if obj.replaces_id or obj.replaced_by_id:
+            fieldsets.append(("Chain", {"fields": ("replaces_link", "replaced_by_link")}))
         if obj.status == LicenseStatus.REVOKED:
             fieldsets.append(("Revocation", {"fields": ("revoked_at", "revoked_reason")}))
         fieldsets += [
@@ -362,7 +428,10 @@ class LicenseAdmin(ServiceAdmin):
             "issued_at_display",
             "expires_at_display",
             "fingerprint_display",
+            "seats_display",
             "key_id",
+            "replaces_link",
+            "replaced_by_link",
             "revoked_at",
             "revoked_reason",
             "token_display",
@@ -408,6 +477,23 @@ class LicenseAdmin(ServiceAdmin):
         if not obj.instance_fingerprint:
             return format_html('<span class="aegis-muted">{}</span>', "Not bound: any instance")
         return format_html('<span class="aegis-mono">{}</span>', obj.instance_fingerprint)
+
+    @admin.display(description="Seats")
+    def seats_display(self, obj: License) -> str:
+        production = "no limit" if obj.max_instances is None else f"{obj.max_instances} production"
+        return f"{production} · {obj.max_staging_instances} staging"
+
+    @admin.display(description="Replaces")
+    def replaces_link(self, obj: License) -> str:
+        return _chain_link(obj.replaces_id, "— the first of its chain")
+
+    @admin.display(description="Replaced by")
+    def replaced_by_link(self, obj: License) -> str:
+        link = _chain_link(obj.replaced_by_id, "— the newest of its chain")
+        newest = _newest_in_chain(obj)
+        if newest is None or newest == obj.replaced_by_id:
+            return link
+        return format_html("{} · newest: {}", link, _chain_link(newest, ""))
 
     @admin.display(description="Token")
     def token_display(self, obj: License) -> str:
@@ -469,6 +555,12 @@ class LicenseAdmin(ServiceAdmin):
                 "can_revoke": self.has_revoke_permission(request)
                 and license.status != LicenseStatus.REVOKED,
                 "revoke_url": reverse("admin:licensing_license_revoke", args=[license.pk]),
+                "can_renew": self.has_renew_permission(request)
+                and _allowed(successors.check_renewable, license),
+                "renew_url": reverse("admin:licensing_license_renew", args=[license.pk]),
+                "can_transfer": self.has_transfer_permission(request)
+                and _allowed(successors.check_transferable, license),
+                "transfer_url": reverse("admin:licensing_license_transfer", args=[license.pk]),
                 "download_url": reverse("admin:licensing_license_token", args=[license.pk]),
                 "can_view_audit": request.user.has_perm("audit.view_auditlog"),
                 "audit_url": reverse("admin:audit_auditlog_changelist")
@@ -493,6 +585,16 @@ class LicenseAdmin(ServiceAdmin):
                 "<path:object_id>/revoke/",
                 view(self.revoke_view),
                 name="licensing_license_revoke",
+            ),
+            path(
+                "<path:object_id>/renew/",
+                view(self.renew_view),
+                name="licensing_license_renew",
+            ),
+            path(
+                "<path:object_id>/transfer/",
+                view(self.transfer_view),
+                name="licensing_license_transfer",
             ),
             *super().get_urls(),
         ]
@@ -595,6 +697,82 @@ class LicenseAdmin(ServiceAdmin):
         return TemplateResponse(
             request, "admin/licensing/license/revoke_confirmation.html", context
         )
+
+    # --- successors: renew, transfer (licensing.successors) ---------------------------------
+
+    def renew_view(self, request, object_id):
+        if not self.has_renew_permission(request):
+            raise PermissionDenied
+        license = self._get_or_404(request, object_id)
+        return self._successor_flow(
+            request,
+            license,
+            form_class=RenewForm,
+            service=successors.license_renew,
+            check=successors.check_renewable,
+            title="Renew license",
+            note="A new license with a later expiry is issued; this one stays valid until "
+            "its own expiry, so the customer has no gap.",
+            submit="Issue the renewal",
+            done=lambda new: (
+                f"License {license.pk} renewed: license {new.pk} expires on "
+                f"{timezone.localtime(new.expires_at):%Y-%m-%d %H:%M} UTC. Send the customer "
+                "its token."
+            ),
+        )
+
+    def transfer_view(self, request, object_id):
+        if not self.has_transfer_permission(request):
+            raise PermissionDenied
+        license = self._get_or_404(request, object_id)
+        return self._successor_flow(
+            request,
+            license,
+            form_class=TransferForm,
+            service=successors.license_transfer,
+            check=successors.check_transferable,
+            title="Transfer license",
+            note="A new license bound to the new instance is issued and this one is revoked "
+            "at once: the old instance sees REVOKED from now on.",
+            submit="Transfer and revoke this license",
+            done=lambda new: (
+                f"License {license.pk} transferred and revoked: license "
+                f"{new.pk} is bound to {new.instance_fingerprint}. Send the customer its token."
+            ),
+        )
+
+    def _successor_flow(
+        self, request, license, *, form_class, service, check, title, note, submit, done
+    ):
+        """The page of a change that issues a successor: the form, then the service; on
+        success the new license's page. `check` says why the change is not possible."""
+        refusal = _refusal(check, license)
+        form = form_class(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and refusal is None and form.is_valid():
+            try:
+                new = service(
+                    actor=actor_for(request), license_id=license.pk, **form.service_arguments()
+                )
+            except DomainError as exc:
+                add_domain_error(form, exc, form.error_fields)
+            else:
+                messages.success(request, done(new))
+                return HttpResponseRedirect(
+                    reverse("admin:licensing_license_change", args=[new.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "license": license,
+            "form": form,
+            "refusal": refusal,
+            "note": note,
+            "submit": submit,
+            "media": self.media + form.media,
+            "cancel_url": reverse("admin:licensing_license_change", args=[license.pk]),
+        }
+        return TemplateResponse(request, "admin/licensing/license/successor_form.html", context)
 
     def export_view(self, request):
         """The list as CSV, with the list's current filters, search and ordering."""

@@ -1,4 +1,5 @@
-"""`/api/v1/licenses`: issue, read, list, revoke, and the public validate and fingerprint.
+"""`/api/v1/licenses`: issue, read, list, revoke, renew, transfer, and the public validate
+and fingerprint.
 
 Serializers check the shape of requests; the services (`licensing.services`,
 `licensing.validation`) apply the rules and write the audit rows.
@@ -19,21 +20,27 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from aegis.api.authentication import actor_of
-from aegis.api.filters import InstantFilter, StableOrderingFilter
-from aegis.api.schema import BODY_ERRORS, PROTECTED, PUBLIC, errors
-from aegis.api.serializers import (
+from aegis.core.api.authentication import actor_of
+from aegis.core.api.filters import InstantFilter, StableOrderingFilter
+from aegis.core.api.schema import BODY_ERRORS, PROTECTED, PUBLIC, errors
+from aegis.core.api.scopes import Scope
+from aegis.core.api.serializers import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
     instant,
 )
-from aegis.models import Scope
 from customers.models import Customer
-from licensing import services
+from licensing import rules, services, successors
+from licensing.api_answers import (
+    ValidateRequestSerializer,
+    ValidateResponseSerializer,
+    outcome_body,
+)
+from licensing.api_seats import SeatActions
 from licensing.models import License, LicenseType, effective_status
 from licensing.selectors import license_get, license_list, license_rows
-from licensing.validation import ValidationOutcome, license_validate
+from licensing.validation import license_validate
 from licensing.verification import FINGERPRINT_ALGORITHM, Code, compute_fingerprint, instance_domain
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -43,6 +50,36 @@ SEARCH_CUSTOMER_IDS = 500
 
 
 # --- Serializers ------------------------------------------------------------------------
+
+
+# The fields of a license as the API shows it, in order: the one list of them.
+LICENSE_FIELDS = [
+    "id",
+    "customer_id",
+    "customer_name",
+    "module_name",
+    "allowed_major_versions",
+    "license_type",
+    "status",
+    "instance_fingerprint",
+    "max_instances",
+    "max_staging_instances",
+    "issued_at",
+    "expires_at",
+    "revoked_at",
+    "revoked_reason",
+    "replaces",
+    "replaced_by",
+    "notes",
+    "key_id",
+    "token",
+    "created_at",
+    "updated_at",
+]
+_INSTANTS = ("issued_at", "expires_at", "revoked_at", "created_at", "updated_at")
+# Fields shown under another name than the column's attribute (a row of license_rows holds
+# the attributes): the chain's links are ids, never a fetched license.
+_SOURCES = {"replaces": "replaces_id", "replaced_by": "replaced_by_id"}
 
 
 class LicenseSerializer(serializers.ModelSerializer):
@@ -56,78 +93,51 @@ class LicenseSerializer(serializers.ModelSerializer):
     )
     allowed_major_versions = serializers.ListField(child=serializers.CharField(), read_only=True)
     token = serializers.CharField(read_only=True, help_text="The signed license (compact JWS).")
+    max_instances = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Production seats (CONTRACT §9); null: no limit.",
+    )
+    max_staging_instances = serializers.IntegerField(read_only=True, help_text="Staging seats.")
+    replaces = serializers.UUIDField(
+        source="replaces_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The license this one succeeds (its token's `replaces`), or null.",
+    )
+    replaced_by = serializers.UUIDField(
+        source="replaced_by_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The license that succeeded this one (renewal, transfer, re-issue), or null.",
+    )
 
     class Meta:
         model = License
-        fields = [
-            "id",
-            "customer_id",
-            "customer_name",
-            "module_name",
-            "allowed_major_versions",
-            "license_type",
-            "status",
-            "instance_fingerprint",
-            "issued_at",
-            "expires_at",
-            "revoked_at",
-            "revoked_reason",
-            "notes",
-            "key_id",
-            "token",
-            "created_at",
-            "updated_at",
-        ]
+        fields = LICENSE_FIELDS
         read_only_fields = fields
 
     def to_representation(self, license: License | dict) -> dict:
         """What the declared fields give (tests/perf/test_serializers.py compares the two),
-        written out: DRF's per-field machinery was half the CPU of a page of 50. List pages
-        pass rows of `licensing.selectors.license_rows` (dictionaries)."""
+        without DRF's per-field machinery, the costliest part of a page. List pages pass
+        rows of `licensing.selectors.license_rows` (dictionaries); a license is read as one."""
+        if not isinstance(license, dict):
+            row = {
+                source: getattr(license, source)
+                for source in (_SOURCES.get(name, name) for name in LICENSE_FIELDS)
+                if source != "customer_name"
+            }
+            license = row | {"customer_name": license.customer.name}
         tz = timezone.get_current_timezone()
-        if isinstance(license, dict):
-            return _row(license, tz)
-        return {
-            "id": str(license.id),
-            "customer_id": license.customer_id,
-            "customer_name": license.customer.name,
-            "module_name": license.module_name,
-            "allowed_major_versions": [str(v) for v in license.allowed_major_versions],
-            "license_type": license.license_type,
-            "status": license.effective_status,
-            "instance_fingerprint": license.instance_fingerprint,
-            "issued_at": instant(license.issued_at, tz),
-            "expires_at": instant(license.expires_at, tz),
-            "revoked_at": instant(license.revoked_at, tz),
-            "revoked_reason": license.revoked_reason,
-            "notes": license.notes,
-            "key_id": license.key_id,
-            "token": license.token,
-            "created_at": instant(license.created_at, tz),
-            "updated_at": instant(license.updated_at, tz),
-        }
-
-
-def _row(row: dict, tz) -> dict:
-    return {
-        "id": str(row["id"]),
-        "customer_id": row["customer_id"],
-        "customer_name": row["customer_name"],
-        "module_name": row["module_name"],
-        "allowed_major_versions": [str(v) for v in row["allowed_major_versions"]],
-        "license_type": row["license_type"],
-        "status": effective_status(row["status"], row["expires_at"]),
-        "instance_fingerprint": row["instance_fingerprint"],
-        "issued_at": instant(row["issued_at"], tz),
-        "expires_at": instant(row["expires_at"], tz),
-        "revoked_at": instant(row["revoked_at"], tz),
-        "revoked_reason": row["revoked_reason"],
-        "notes": row["notes"],
-        "key_id": row["key_id"],
-        "token": row["token"],
-        "created_at": instant(row["created_at"], tz),
-        "updated_at": instant(row["updated_at"], tz),
-    }
+        out = {name: license[_SOURCES.get(name, name)] for name in LICENSE_FIELDS}
+        out["id"] = str(out["id"])
+        for name in _SOURCES:
+            out[name] = str(out[name]) if out[name] is not None else None
+        out["allowed_major_versions"] = [str(v) for v in out["allowed_major_versions"]]
+        out["status"] = effective_status(out["status"], out["expires_at"])
+        for name in _INSTANTS:
+            out[name] = instant(out[name], tz)
+        return out
 
 
 class LicenseIssueSerializer(StrictSerializer):
@@ -162,30 +172,56 @@ class LicenseIssueSerializer(StrictSerializer):
     notes = StrictCharField(
         required=False, allow_blank=True, max_length=services.MAX_NOTES, trim_whitespace=False
     )
+    max_instances = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=services.MAX_SEATS,
+        help_text="Production instances that may hold a seat at once; null or absent: no limit.",
+    )
+    max_staging_instances = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.MAX_SEATS,
+        help_text="Staging instances (database copies) that may hold a seat at once; "
+        "default `DEFAULT_MAX_STAGING_INSTANCES` (2).",
+    )
 
 
 class LicenseRevokeSerializer(StrictSerializer):
     reason = StrictCharField(max_length=services.MAX_REASON, help_text="Why (required).")
 
 
-class ValidateRequestSerializer(serializers.Serializer):
-    """Lenient about extra fields: deployed Odoo clients may send more than these."""
-
-    token = StrictCharField(trim_whitespace=False, help_text="The license token (compact JWS).")
-    module_name = StrictCharField(max_length=128, help_text="The module asking.")
-    odoo_version = StrictCharField(
-        max_length=32, help_text='`"17"`, `"17.0"`, `"17.0+e"` or `"saas~17.2"`.'
+class LicenseRenewSerializer(StrictSerializer):
+    duration_days = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=36500,
+        help_text="Days added to the current expiry (to now when it has passed); demo: default 30.",
     )
-    fingerprint = StrictCharField(
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="The new expiry (ISO 8601), later than the current one.",
+    )
+
+
+class LicenseTransferSerializer(StrictSerializer):
+    instance_fingerprint = StrictCharField(
         required=False,
         allow_null=True,
         allow_blank=True,
-        max_length=128,
-        trim_whitespace=False,
-        help_text="The instance fingerprint, precomputed by the client.",
+        max_length=71,
+        help_text="The new instance: `sha256:` + 64 hex digits, or give the two fields below.",
     )
     instance_db_uuid = StrictCharField(
-        required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=255,
+        trim_whitespace=False,
+        help_text="The new instance's `database.uuid` (with `instance_domain`).",
     )
     instance_domain = StrictCharField(
         required=False,
@@ -193,20 +229,9 @@ class ValidateRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=2048,
         trim_whitespace=False,
-        help_text="The host of `web.base.url` (or the full URL).",
+        help_text="The new instance's `web.base.url` or its host[:port].",
     )
-
-
-class ValidateResponseSerializer(serializers.Serializer):
-    valid = serializers.BooleanField()
-    code = serializers.ChoiceField(choices=[c.value for c in Code])
-    error = serializers.CharField(allow_null=True, help_text="null when valid.")
-    license_id = serializers.CharField(allow_null=True)
-    license_type = serializers.ChoiceField(choices=LicenseType.choices, allow_null=True)
-    customer_id = serializers.CharField(allow_null=True)
-    customer_name = serializers.CharField(allow_null=True)
-    module_name = serializers.CharField(allow_null=True)
-    expires_at = serializers.DateTimeField(allow_null=True)
+    reason = StrictCharField(max_length=services.MAX_REASON, help_text="Why (required).")
 
 
 class FingerprintRequestSerializer(serializers.Serializer):
@@ -225,22 +250,6 @@ class FingerprintResponseSerializer(serializers.Serializer):
     db_uuid = serializers.CharField()
     domain = serializers.CharField(help_text="The host[:port] that was hashed.")
     algorithm = serializers.CharField()
-
-
-def outcome_body(outcome: ValidationOutcome) -> dict:
-    """The flat response of validate (built by hand: it is the hot path)."""
-    expires_at = outcome.expires_at
-    return {
-        "valid": outcome.valid,
-        "code": outcome.code.value,
-        "error": outcome.error,
-        "license_id": outcome.license_id,
-        "license_type": outcome.license_type,
-        "customer_id": outcome.customer_id,
-        "customer_name": outcome.customer_name,
-        "module_name": outcome.module_name,
-        "expires_at": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,
-    }
 
 
 # --- Filters ----------------------------------------------------------------------------
@@ -302,7 +311,9 @@ class LicenseFilter(filters.FilterSet):
         responses={200: LicenseSerializer, **errors(404, *PROTECTED)},
     ),
 )
-class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class LicenseViewSet(
+    SeatActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Licenses: readonly keys read, issuer keys also issue and revoke."""
 
     queryset = License.objects.all()
@@ -315,7 +326,7 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self):
         return license_list()
 
-    # How the paginator reads the rows of a list page (aegis/api/pagination.py).
+    # How the paginator reads the rows of a list page (aegis/core/api/pagination.py).
     page_rows = staticmethod(license_rows)
 
     def get_object(self):
@@ -344,12 +355,7 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer = LicenseIssueSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         license = services.license_issue(actor=actor_of(request), **serializer.validated_data)
-        location = reverse("license-detail", kwargs={"pk": license.pk})
-        return Response(
-            LicenseSerializer(license).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": location},
-        )
+        return _created(license)
 
     @extend_schema(methods=["DELETE"], operation_id="licenses_revoke")
     @extend_schema(methods=["POST"], operation_id="licenses_revoke_post")
@@ -381,14 +387,78 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(LicenseSerializer(license).data)
 
     @extend_schema(
+        summary="Renew a license",
+        description=(
+            "Issues the successor of a subscription or demo license (CONTRACT §9): a new "
+            "license and token (new id, `replaces` = this id) expiring `duration_days` after "
+            "the current expiry (after now when it has passed), or at `expires_at`, later "
+            "than the current expiry. This license stays valid until its own expiry."
+        ),
+        request=LicenseRenewSerializer,
+        responses={
+            201: LicenseSerializer,
+            **errors(
+                *BODY_ERRORS,
+                404,
+                409,
+                *PROTECTED,
+                e400="A shorter, too long or malformed term (`validation_error`).",
+                e409="Perpetual or revoked (`not_renewable`), already renewed, transferred or "
+                "re-issued (`already_replaced`), or the customer is inactive "
+                "(`customer_inactive`).",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def renew(self, request, pk=None):
+        serializer = LicenseRenewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        license = successors.license_renew(
+            actor=actor_of(request), license_id=pk, **serializer.validated_data
+        )
+        return _created(license)
+
+    @extend_schema(
+        summary="Transfer a license to another instance",
+        description=(
+            "Issues the successor of this license bound to another Odoo instance "
+            "(`instance_fingerprint`, or `instance_db_uuid` and `instance_domain`), and revokes "
+            "this license with `reason`, in one transaction (CONTRACT §9)."
+        ),
+        request=LicenseTransferSerializer,
+        responses={
+            201: LicenseSerializer,
+            **errors(
+                *BODY_ERRORS,
+                404,
+                409,
+                *PROTECTED,
+                e400="No instance, both forms, the same instance, or no reason "
+                "(`validation_error`).",
+                e409="Revoked (`already_revoked`), expired (`license_expired`), already "
+                "replaced (`already_replaced`), or the customer is inactive "
+                "(`customer_inactive`).",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def transfer(self, request, pk=None):
+        serializer = LicenseTransferSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        license = successors.license_transfer(
+            actor=actor_of(request), license_id=pk, **serializer.validated_data
+        )
+        return _created(license)
+
+    @extend_schema(
         summary="Validate a license token (public)",
         operation_id="licenses_validate",
         description=(
             "A well-formed request always answers 200; `code` names the first failing check "
-            "(MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, UNKNOWN_LICENSE, "
-            "REVOKED, SUSPENDED, MODULE_MISMATCH, VERSION_NOT_ALLOWED, FINGERPRINT_REQUIRED, "
-            "FINGERPRINT_MISMATCH), `valid` is true only for `VALID`. The license fields are filled "
-            "whenever the token's signature verified."
+            f"({', '.join(c for c in rules.codes(rules.VALIDATE) if c is not Code.VALID)}), "
+            "`valid` is true "
+            "only for `VALID`. The license fields are filled whenever the token's signature "
+            "verified."
         ),
         request=ValidateRequestSerializer,
         responses={200: ValidateResponseSerializer, **errors(*BODY_ERRORS, *PUBLIC)},
@@ -444,3 +514,13 @@ class LicenseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "algorithm": FINGERPRINT_ALGORITHM,
             }
         )
+
+
+def _created(license: License) -> Response:
+    """201 with the new license and its Location."""
+    location = reverse("license-detail", kwargs={"pk": license.pk})
+    return Response(
+        LicenseSerializer(license).data,
+        status=status.HTTP_201_CREATED,
+        headers={"Location": location},
+    )

@@ -1,5 +1,5 @@
 """Back-office forms for licenses. They check the shape of the input; licensing.services
-checks the rules and does the work (see aegis.adminkit.ServiceForm)."""
+checks the rules and does the work (see aegis.core.adminkit.ServiceForm)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import datetime as dt
 import re
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin import widgets
 from django.utils import timezone
 
-from aegis.adminkit import ServiceForm
+from aegis.core.adminkit import ServiceForm
 from licensing.models import License
-from licensing.services import MAX_REASON, license_issue, license_update_notes
+from licensing.services import MAX_REASON, MAX_SEATS, license_issue, license_update_notes
 from licensing.verification import compute_fingerprint
 
 # Odoo majors offered as checkboxes; any other is typed into "other versions".
@@ -21,7 +22,69 @@ _SPLIT_RE = re.compile(r"[\s,;]+")
 _DB_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class LicenseIssueForm(ServiceForm):
+def end_of_day(day: dt.date) -> dt.datetime:
+    """An expiry date as staff mean it: the license works until the end of that day."""
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=timezone.get_current_timezone())
+
+
+class InstanceFields(forms.Form):
+    """An Odoo instance, as a fingerprint or as the database UUID and domain it is computed
+    from; `clean()` leaves the fingerprint in `instance_fingerprint` (None when no field
+    was filled)."""
+
+    instance_fingerprint = forms.CharField(
+        label="Instance fingerprint",
+        required=False,
+        max_length=71,
+        widget=widgets.AdminTextInputWidget(attrs={"placeholder": "sha256:…", "size": 80}),
+        help_text="As the Odoo client shows it. Leave every binding field empty for a license "
+        "any instance may use.",
+    )
+    odoo_db_uuid = forms.CharField(
+        label="or database UUID",
+        required=False,
+        widget=widgets.AdminTextInputWidget(
+            attrs={"placeholder": "Odoo's database.uuid system parameter"}
+        ),
+    )
+    odoo_domain = forms.CharField(
+        label="and domain",
+        required=False,
+        widget=widgets.AdminTextInputWidget(attrs={"placeholder": "erp.example.com"}),
+        help_text="web.base.url or its host[:port]; the fingerprint is computed from both.",
+    )
+
+    def clean_odoo_db_uuid(self) -> str:
+        value = self.cleaned_data["odoo_db_uuid"]
+        # The Odoo client fingerprints the value exactly as stored: no case folding here.
+        if value and not _DB_UUID_RE.match(value):
+            raise forms.ValidationError(
+                "Paste database.uuid exactly as Odoo stores it "
+                "(lowercase, e.g. 0b1e6c2a-6f5d-11ee-9a4b-0242ac120002)."
+            )
+        return value
+
+    def clean(self):
+        data = super().clean()
+        db_uuid, domain = data.get("odoo_db_uuid"), data.get("odoo_domain")
+        if "odoo_db_uuid" in data and "odoo_domain" in data and (db_uuid or domain):
+            if not db_uuid:
+                self.add_error("odoo_db_uuid", "Give the database UUID with the domain.")
+            elif not domain:
+                self.add_error("odoo_domain", "Give the domain with the database UUID.")
+            elif data.get("instance_fingerprint"):
+                self.add_error(
+                    "instance_fingerprint",
+                    "Give the fingerprint or the database UUID and domain, not both.",
+                )
+            else:
+                data["instance_fingerprint"] = compute_fingerprint(db_uuid, domain)
+        if "instance_fingerprint" in data:
+            data["instance_fingerprint"] = data["instance_fingerprint"] or None
+        return data
+
+
+class LicenseIssueForm(InstanceFields, ServiceForm):
     """The license add page: everything `license_issue` takes, in the words staff use."""
 
     allowed_major_versions = forms.MultipleChoiceField(
@@ -50,26 +113,22 @@ class LicenseIssueForm(ServiceForm):
         widget=widgets.AdminDateWidget,
         help_text="The license works until the end of this day (server time, UTC).",
     )
-    instance_fingerprint = forms.CharField(
-        label="Instance fingerprint",
+    max_instances = forms.IntegerField(
+        label="Production instances",
         required=False,
-        max_length=71,
-        widget=widgets.AdminTextInputWidget(attrs={"placeholder": "sha256:…", "size": 80}),
-        help_text="As the Odoo client shows it. Leave every binding field empty for a license "
-        "any instance may use.",
+        min_value=1,
+        max_value=MAX_SEATS,
+        widget=widgets.AdminIntegerFieldWidget,
+        help_text="How many Odoo production instances may use the license at once. "
+        "Empty: no limit.",
     )
-    odoo_db_uuid = forms.CharField(
-        label="or database UUID",
+    max_staging_instances = forms.IntegerField(
+        label="Staging instances",
         required=False,
-        widget=widgets.AdminTextInputWidget(
-            attrs={"placeholder": "Odoo's database.uuid system parameter"}
-        ),
-    )
-    odoo_domain = forms.CharField(
-        label="and domain",
-        required=False,
-        widget=widgets.AdminTextInputWidget(attrs={"placeholder": "erp.example.com"}),
-        help_text="web.base.url or its host[:port]; the fingerprint is computed from both.",
+        min_value=0,
+        max_value=MAX_SEATS,
+        widget=widgets.AdminIntegerFieldWidget,
+        help_text="Database copies (staging, neutralized) allowed besides production.",
     )
 
     # Where the service's errors go on this form.
@@ -86,6 +145,8 @@ class LicenseIssueForm(ServiceForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "max_staging_instances" in self.fields:
+            self.fields["max_staging_instances"].initial = settings.DEFAULT_MAX_STAGING_INSTANCES
         if "module_name" in self.fields:  # suggest the modules already licensed
             self.fields["module_name"].widget.attrs.update(
                 {"list": "aegis-known-modules", "autocomplete": "off", "spellcheck": "false"}
@@ -101,40 +162,8 @@ class LicenseIssueForm(ServiceForm):
             )
         return versions
 
-    def clean_odoo_db_uuid(self) -> str:
-        value = self.cleaned_data["odoo_db_uuid"]
-        # The Odoo client fingerprints the value exactly as stored: no case folding here.
-        if value and not _DB_UUID_RE.match(value):
-            raise forms.ValidationError(
-                "Paste database.uuid exactly as Odoo stores it "
-                "(lowercase, e.g. 0b1e6c2a-6f5d-11ee-9a4b-0242ac120002)."
-            )
-        return value
-
-    def clean(self):
-        data = super().clean()
-        db_uuid, domain = data.get("odoo_db_uuid"), data.get("odoo_domain")
-        if "odoo_db_uuid" in data and "odoo_domain" in data and (db_uuid or domain):
-            if not db_uuid:
-                self.add_error("odoo_db_uuid", "Give the database UUID with the domain.")
-            elif not domain:
-                self.add_error("odoo_domain", "Give the domain with the database UUID.")
-            elif data.get("instance_fingerprint"):
-                self.add_error(
-                    "instance_fingerprint",
-                    "Give the fingerprint or the database UUID and domain, not both.",
-                )
-            else:
-                data["instance_fingerprint"] = compute_fingerprint(db_uuid, domain)
-        return data
-
     def perform(self, actor: str) -> License:
         data = self.cleaned_data
-        expires_at = None
-        if data["expires_on"]:
-            expires_at = dt.datetime.combine(
-                data["expires_on"], dt.time(23, 59, 59), tzinfo=timezone.get_current_timezone()
-            )
         return license_issue(
             actor=actor,
             customer_id=data["customer"].pk,
@@ -142,9 +171,11 @@ class LicenseIssueForm(ServiceForm):
             allowed_major_versions=[*data["allowed_major_versions"], *data["other_versions"]],
             license_type=data["license_type"],
             duration_days=data["duration_days"],
-            expires_at=expires_at,
-            instance_fingerprint=data["instance_fingerprint"] or None,
+            expires_at=end_of_day(data["expires_on"]) if data["expires_on"] else None,
+            instance_fingerprint=data["instance_fingerprint"],
             notes=data["notes"],
+            max_instances=data["max_instances"],
+            max_staging_instances=data["max_staging_instances"],
         )
 
 
@@ -168,3 +199,61 @@ class RevokeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. Customer cancelled"}),
         help_text="Recorded on the license and in the audit log.",
     )
+
+
+class RenewForm(forms.Form):
+    """The renewal page: a duration or a new expiry date (`licensing.successors.license_renew`)."""
+
+    duration_days = forms.IntegerField(
+        label="Extend by (days)",
+        required=False,
+        min_value=1,
+        widget=widgets.AdminIntegerFieldWidget,
+        help_text="Counted from the current expiry, or from today when it has passed.",
+    )
+    expires_on = forms.DateField(
+        label="or new expiry date",
+        required=False,
+        widget=widgets.AdminDateWidget,
+        help_text="Later than the current expiry; the license works until the end of this day "
+        "(server time, UTC).",
+    )
+
+    # Where the service's errors go on this form.
+    error_fields = {"expires_at": "expires_on"}
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "duration_days": data["duration_days"],
+            "expires_at": end_of_day(data["expires_on"]) if data["expires_on"] else None,
+        }
+
+
+class TransferForm(InstanceFields):
+    """The transfer page: the new instance and a reason
+    (`licensing.successors.license_transfer`)."""
+
+    reason = forms.CharField(
+        label="Reason",
+        max_length=MAX_REASON,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. Moved to a new server"}),
+        help_text="Recorded on the revoked license and in the audit log.",
+    )
+
+    error_fields = {
+        "instance_db_uuid": "odoo_db_uuid",
+        "instance_domain": "odoo_domain",
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "instance_fingerprint"
+        ].help_text = "The new instance's fingerprint, as the Odoo client shows it."
+
+    def service_arguments(self) -> dict:
+        return {
+            "instance_fingerprint": self.cleaned_data["instance_fingerprint"],
+            "reason": self.cleaned_data["reason"],
+        }

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from aegis.exceptions import Conflict, NotFound, ValidationFailed
+from aegis.core.exceptions import Conflict, NotFound, ValidationFailed
 from audit.services import audit_record
 from licensing import signing, verification
 

@@ -65,6 +65,17 @@ class License(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.TextField(blank=True, default="")
     notes = models.TextField(blank=True, default="")
+    # Seats (CONTRACT §9): NULL max_instances is no limit; staging seats are counted apart.
+    max_instances = models.PositiveIntegerField(null=True, blank=True)
+    max_staging_instances = models.PositiveIntegerField(default=2)
+    # Successors (CONTRACT §9): the license this one replaces (its token's `replaces`) and
+    # the one that replaced it. Both set by the service that issues the successor.
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,6 +115,63 @@ class License(models.Model):
     @property
     def effective_status(self) -> str:
         return effective_status(self.status, self.expires_at)
+
+
+class Environment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    STAGING = "staging", "Staging"
+
+
+class Activation(models.Model):
+    """A seat of a license held by one Odoo instance (CONTRACT §9). `id` is the `jti` of
+    the instance's leases. The seat is held while `lease_expires_at` is ahead and
+    `released_at` is empty: an instance that stops checking in frees it with no job."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    license = models.ForeignKey(License, on_delete=models.PROTECT, related_name="activations")
+    fingerprint = models.CharField(max_length=71)
+    db_uuid = models.CharField(max_length=255)
+    domain = models.CharField(max_length=2048)
+    environment = models.CharField(
+        max_length=16, choices=Environment.choices, default=Environment.PRODUCTION
+    )
+    odoo_version = models.CharField(max_length=32, blank=True, default="")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            # One live activation per instance and license; a released one may be followed
+            # by a new one.
+            models.UniqueConstraint(
+                fields=["license", "fingerprint"],
+                condition=models.Q(released_at__isnull=True),
+                name="activation_one_live_per_instance",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["license", "fingerprint"], name="activation_seat_idx"),
+            models.Index(fields=["db_uuid"], name="activation_db_uuid_idx"),
+            models.Index(fields=["first_seen_at"], name="activation_first_seen_idx"),
+            # The revocation list counts and lists released seats; the statistics count
+            # held ones.
+            models.Index(
+                fields=["released_at"],
+                name="activation_released_idx",
+                condition=models.Q(released_at__isnull=False),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="activation_held_idx",
+                condition=models.Q(released_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.environment}) on {self.license_id}"
 
 
 def effective_status(status: str, expires_at) -> str:

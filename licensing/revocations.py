@@ -1,14 +1,17 @@
-"""The signed revocation list: how offline clients learn that a license was revoked.
+"""The signed revocation list: how offline clients learn that a license was revoked, or a
+seat released.
 
 `revocation_list_get()` answers `GET /api/v1/licenses/revocations`: a compact JWS signed by
 the current key (header `typ: aegis-rl+jwt`, so it can never pass for a license) whose
 claims are `iss`, `iat`, `exp` (REVOCATION_LIST_TTL_HOURS later), `seq`, `revoked` (sorted
-license ids) and, when narrowed, `module`.
+ids: revoked licenses, and the lease ids — activation ids — of released seats whose lease
+had not run out at `iat`; an expired lease needs no listing) and, when narrowed, `module`.
 
-`seq` is the number of revoked licenses. Revocation is final and licenses are never deleted,
-so the count only grows, every process and every restart computes the same value from the
-database, and — unlike an audit row id, which is drawn before its transaction commits — a
-given count always describes the same committed set. Clients keep the highest `seq` they
+`seq` is the number of revoked licenses plus released activations. Revocation and release
+are final and neither licenses nor activations are ever deleted, so the count only grows,
+every process and every restart computes the same value from the database, and — unlike an
+audit row id, which is drawn before its transaction commits — a given count always
+describes the same committed set (the list drops a released lease once it has run out). Clients keep the highest `seq` they
 have seen and refuse an older list (a replay that would "un-revoke" a license).
 
 Signing is cheap but fetching every revoked id is not, so a signed list is cached (Django's
@@ -25,11 +28,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import DateTimeField, Value
 from django.utils import timezone
 
-from aegis.exceptions import ValidationFailed
+from aegis.core.exceptions import ValidationFailed
 from licensing import signing
-from licensing.models import License
+from licensing.models import Activation, License
 from licensing.services import MODULE_NAME_RE, SigningUnavailable
 
 CACHE_PREFIX = "aegis:revocations:v1"
@@ -49,8 +53,15 @@ class SignedRevocationList:
 
 
 def revoked_seq() -> int:
-    """The current `seq`: the number of revoked licenses (see the module docstring)."""
-    return License.objects.revoked().count()
+    """The current `seq`: the number of revoked licenses and released activations (see the
+    module docstring)."""
+    # One statement: both counts from the same snapshot.
+    released = _released().values("pk")
+    return License.objects.revoked().order_by().values("pk").union(released, all=True).count()
+
+
+def _released():
+    return Activation.objects.filter(released_at__isnull=False).order_by()
 
 
 def _bucket_seconds(ttl: int) -> int:
@@ -93,9 +104,21 @@ def revocation_list_get(
 
     # One query: the ids and the count come from the same snapshot, so `seq` always
     # describes exactly the ids listed, even if a revocation commits meanwhile.
-    rows = list(License.objects.revoked().order_by("id").values_list("id", "module_name"))
+    licenses = (
+        License.objects.revoked()
+        .order_by()
+        .values_list("id", "module_name", Value(None, output_field=DateTimeField()))
+    )
+    leases = _released().values_list("id", "license__module_name", "lease_expires_at")
+    rows = list(licenses.union(leases, all=True))
     seq = len(rows)
-    revoked = sorted(str(pk) for pk, name in rows if module is None or name == module)
+    issued = dt.datetime.fromtimestamp(issued_at, tz=dt.UTC)
+    revoked = sorted(
+        str(pk)
+        for pk, name, lease_expires_at in rows
+        if (module is None or name == module)
+        and (lease_expires_at is None or lease_expires_at > issued)
+    )
     claims: dict[str, object] = {
         "iss": settings.LICENSE_ISSUER,
         "iat": issued_at,

@@ -6,12 +6,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from customers.models import Customer
-from licensing import counts
-from licensing.models import License, LicenseStatus
+from licensing import counts, rules
+from licensing.models import Activation, Environment, License, LicenseStatus
 
 
 def license_list() -> QuerySet[License]:
@@ -29,8 +39,8 @@ def license_rows(queryset: QuerySet[License]) -> QuerySet[dict]:
     counts and filters stay on the licenses alone, without the customer's name.
 
     The name comes from a scalar subquery, not a join: PostgreSQL looks up the customers
-    of the page's rows only, after the sort (a search matching 88 licenses hashed all
-    10,000 customers to join them: 2.9 -> 1.2 ms)."""
+    of the page's rows only, after the sort (a search matching a few licenses hashed
+    every customer to join them; docs/performance.md)."""
     name = Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("name")[:1]
     return queryset.values(*ROW_FIELDS, customer_name=Subquery(name))
 
@@ -69,7 +79,8 @@ def license_counts(*, now: dt.datetime | None = None) -> LicenseCounts:
 
 def license_counts_scan(*, now: dt.datetime | None = None) -> LicenseCounts:
     """The same counts from one pass over `license_stats_idx` (module, type, status,
-    expiry): an index-only scan of every license (~185 ms at a million)."""
+    expiry): an index-only scan of every license, slow at a million
+    (docs/performance.md)."""
     now = now or timezone.now()
     rows = (
         License.objects.order_by()
@@ -92,3 +103,86 @@ def _tally(rows) -> LicenseCounts:
         else:
             result.expired += past
     return result
+
+
+# --- Seats (CONTRACT §9) --------------------------------------------------------------------
+
+# An activation is `active` while it holds its seat (licensing/rules.py: not released, lease
+# running), `expired` when its lease ran out (the seat is free), `released` when given back.
+ACTIVATION_STATUSES = ("active", "expired", "released")
+
+
+def activation_status(activation: Activation, now: dt.datetime) -> str:
+    if activation.released_at is not None:
+        return "released"
+    return "active" if activation.lease_expires_at > now else "expired"
+
+
+def activation_status_filter(status: str, now: dt.datetime) -> Q:
+    """The activations in `status` (one of ACTIVATION_STATUSES) at `now`."""
+    if status == "active":
+        return rules.holding(now)
+    if status == "expired":
+        return Q(released_at__isnull=True, lease_expires_at__lte=now)
+    return Q(released_at__isnull=False)
+
+
+def activations_with_clones(queryset: QuerySet[Activation], now: dt.datetime) -> QuerySet:
+    """`queryset` with `clone_suspected`: the activation holds its seat and another of the
+    same license holds one with the same database uuid on another domain."""
+    peers = (
+        Activation.objects.filter(license_id=OuterRef("license_id"), db_uuid=OuterRef("db_uuid"))
+        .filter(rules.holding(now))
+        .exclude(domain=OuterRef("domain"))
+    )
+    suspected = ExpressionWrapper(Exists(peers) & rules.holding(now), output_field=BooleanField())
+    return queryset.annotate(clone_suspected=suspected)
+
+
+def activation_list(
+    *, license_id: uuid.UUID | str, status: str | None = None, now: dt.datetime | None = None
+) -> QuerySet[Activation] | None:
+    """A license's activations, newest check-in first, with `clone_suspected`; None when
+    there is no such license."""
+    now = now or timezone.now()
+    try:
+        pk = uuid.UUID(str(license_id))
+    except ValueError:
+        return None
+    if not License.objects.filter(pk=pk).exists():
+        return None
+    queryset = Activation.objects.filter(license_id=pk)
+    if status is not None:
+        queryset = queryset.filter(activation_status_filter(status, now))
+    return activations_with_clones(queryset, now).order_by("-last_seen_at", "-id")
+
+
+def seats_in_use(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Seats held now, per environment (every environment, zero included)."""
+    now = now or timezone.now()
+    held = (
+        Activation.objects.filter(rules.holding(now))
+        .order_by()
+        .values_list("environment")
+        .annotate(n=Count("*"))
+    )
+    return dict.fromkeys(Environment.values, 0) | dict(held)
+
+
+def activations_per_day(*, days: int = 30) -> list[tuple[dt.date, int]]:
+    """New activations (seats first taken) per UTC day over the last `days` days, oldest
+    first, zero-filled."""
+    today = timezone.now().astimezone(dt.UTC).date()
+    start = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
+    counts = dict(
+        Activation.objects.filter(first_seen_at__gte=since)
+        .annotate(day=TruncDate("first_seen_at", tzinfo=dt.UTC))
+        .order_by()
+        .values_list("day")
+        .annotate(n=Count("*"))
+    )
+    return [
+        (start + dt.timedelta(days=i), counts.get(start + dt.timedelta(days=i), 0))
+        for i in range(days)
+    ]

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aegis import metrics
-from aegis.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from aegis.core import metrics
+from aegis.core.exceptions import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from audit.services import audit_record
 from customers.models import Customer
 from customers.services import (
@@ -34,6 +34,8 @@ MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,127}\Z")
 MAJOR_VERSION_RE = re.compile(r"^\d{1,3}\Z")
 MAX_NOTES = 10_000
 MAX_REASON = 1_000
+# Seats (CONTRACT §9): far above any real deployment, well inside the column's integer.
+MAX_SEATS = 1_000_000
 
 
 class LicenseNotFound(NotFound):
@@ -69,13 +71,20 @@ def normalise_versions(versions: object) -> list[str]:
     return sorted(cleaned, key=int)
 
 
-def _expiry(
+def license_expiry(
     license_type: str,
     duration_days: int | None,
     expires_at: dt.datetime | None,
     now: dt.datetime,
+    *,
+    after: dt.datetime | None = None,
 ) -> dt.datetime | None:
-    """The expiry the rules of CONTRACT §3 give, or ValidationFailed."""
+    """The expiry the rules of CONTRACT §3 give, or ValidationFailed.
+
+    `after` is the current expiry of a license being renewed (CONTRACT §9): a duration
+    counts from it, or from now when it has passed, and `expires_at` must be later than it
+    (a renewal never shortens a term). The longest term still counts from now: it bounds
+    the lifetime of the token being signed."""
     if duration_days is not None and expires_at is not None:
         raise ValidationFailed.field("expires_at", "Give duration_days or expires_at, not both.")
     if duration_days is not None and (
@@ -87,6 +96,12 @@ def _expiry(
             raise ValidationFailed.field("expires_at", "Must be a date and time with a time zone.")
         if expires_at <= now:
             raise ValidationFailed.field("expires_at", "Must be in the future.")
+        if after is not None and expires_at <= after:
+            raise ValidationFailed.field(
+                "expires_at",
+                f"Must be later than the current expiry ({after.isoformat()}): "
+                "a renewal cannot shorten the term.",
+            )
 
     if license_type == LicenseType.PERPETUAL:
         if duration_days is not None or expires_at is not None:
@@ -104,7 +119,8 @@ def _expiry(
         if duration_days is None and expires_at is None:
             duration_days = settings.DEFAULT_DEMO_DURATION_DAYS
     field = "duration_days" if duration_days is not None else "expires_at"
-    expiry = expires_at if expires_at is not None else now + dt.timedelta(days=duration_days)
+    start = max(now, after) if after is not None else now
+    expiry = expires_at if expires_at is not None else start + dt.timedelta(days=duration_days)
     if expiry > now + dt.timedelta(days=limit):
         raise ValidationFailed.field(field, f"A {license_type} license lasts at most {limit} days.")
     # Whole seconds, so the row and the token's integer `exp` say exactly the same.
@@ -123,9 +139,13 @@ def license_issue(
     expires_at: dt.datetime | None = None,
     instance_fingerprint: str | None = None,
     notes: str = "",
+    max_instances: int | None = None,
+    max_staging_instances: int | None = None,
 ) -> License:
     """Sign and record a new license; audit `license.issued`.
 
+    `max_instances`: production seats, None for no limit; `max_staging_instances`: staging
+    seats, None for DEFAULT_MAX_STAGING_INSTANCES (CONTRACT §9).
     Raises ValidationFailed (a rule of CONTRACT §3), CustomerNotFound, CustomerInactive,
     SigningUnavailable. Nothing is written when any of them is raised.
     """
@@ -142,13 +162,23 @@ def license_issue(
         errors["instance_fingerprint"] = ["Must be 'sha256:' followed by 64 lowercase hex digits."]
     if not isinstance(notes, str) or len(notes) > MAX_NOTES or "\x00" in notes:
         errors["notes"] = [f"Must be text of at most {MAX_NOTES} characters."]
+    if max_staging_instances is None:
+        max_staging_instances = settings.DEFAULT_MAX_STAGING_INSTANCES
+    if max_instances is not None and not _is_count(max_instances, at_least=1):
+        errors["max_instances"] = [
+            f"Must be a whole number of instances from 1 to {MAX_SEATS}, or null for no limit."
+        ]
+    if not _is_count(max_staging_instances, at_least=0):
+        errors["max_staging_instances"] = [
+            f"Must be a whole number of instances from 0 to {MAX_SEATS}."
+        ]
     if errors:
         raise ValidationFailed("Invalid license request.", errors=errors)
     versions = normalise_versions(allowed_major_versions)
 
     # The token's iat/exp are whole seconds; the row stores the very same instants.
     now = timezone.now().replace(microsecond=0)
-    expiry = _expiry(license_type, duration_days, expires_at, now)
+    expiry = license_expiry(license_type, duration_days, expires_at, now)
 
     customer = (
         Customer.objects.filter(pk=customer_id).first() if isinstance(customer_id, str) else None
@@ -158,19 +188,64 @@ def license_issue(
     if not customer.is_active:
         raise CustomerInactive(f"Customer {customer.id} is inactive.")
 
+    license = sign_and_store(
+        customer=customer,
+        module_name=module_name,
+        allowed_major_versions=versions,
+        license_type=license_type,
+        issued_at=now,
+        expires_at=expiry,
+        instance_fingerprint=instance_fingerprint,
+        notes=notes,
+        max_instances=max_instances,
+        max_staging_instances=max_staging_instances,
+    )
+    audit_issued(actor=actor, license=license)
+    return license
+
+
+def _is_count(value: object, *, at_least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and at_least <= value <= MAX_SEATS
+
+
+def sign_and_store(
+    *,
+    customer: Customer,
+    module_name: str,
+    allowed_major_versions: list[str],
+    license_type: str,
+    issued_at: dt.datetime,
+    expires_at: dt.datetime | None,
+    instance_fingerprint: str | None,
+    notes: str,
+    max_instances: int | None,
+    max_staging_instances: int,
+    replaces: License | None = None,
+) -> License:
+    """The one place a license is made: build its claims (CONTRACT §1), sign them with the
+    current key and store the row with the token verbatim. `replaces` makes a successor
+    (CONTRACT §9): the token carries `"replaces": <its id>` and the row points to it.
+
+    Takes values its caller has checked (license_issue, licensing.successors) and writes no
+    audit row: the caller writes `audit_issued` last, inside its transaction. `issued_at`
+    and `expires_at` are whole seconds, the same instants as the token's `iat` and `exp`.
+    Raises SigningUnavailable.
+    """
     license_id = uuid.uuid4()
     claims: dict[str, object] = {
         "jti": str(license_id),
         "iss": settings.LICENSE_ISSUER,
-        "iat": int(now.timestamp()),
+        "iat": int(issued_at.timestamp()),
         "customer": {"id": customer.id, "name": customer.name},
-        "module": {"technical_name": module_name, "allowed_major_versions": versions},
+        "module": {"technical_name": module_name, "allowed_major_versions": allowed_major_versions},
         "license_type": license_type,
     }
-    if expiry is not None:  # perpetual: no `exp` claim at all (a null exp breaks clients)
-        claims["exp"] = int(expiry.timestamp())
+    if expires_at is not None:  # perpetual: no `exp` claim at all (a null exp breaks clients)
+        claims["exp"] = int(expires_at.timestamp())
     if instance_fingerprint:
         claims["instance_fingerprint"] = instance_fingerprint
+    if replaces is not None:
+        claims["replaces"] = str(replaces.id)
     try:
         with metrics.signing_timer():
             token, kid = signing.sign(claims)
@@ -181,31 +256,44 @@ def license_issue(
         id=license_id,
         customer=customer,
         module_name=module_name,
-        allowed_major_versions=versions,
+        allowed_major_versions=allowed_major_versions,
         license_type=license_type,
         token=token,
         key_id=kid,
         instance_fingerprint=instance_fingerprint,
-        issued_at=now,
-        expires_at=expiry,
+        issued_at=issued_at,
+        expires_at=expires_at,
         notes=notes,
+        max_instances=max_instances,
+        max_staging_instances=max_staging_instances,
+        replaces=replaces,
     )
+    metrics.license_issued(license_type)
+    return license
+
+
+def audit_issued(*, actor: str, license: License) -> None:
+    """The `license.issued` row of a license `sign_and_store` made (with `replaces` for a
+    successor). Written last in the caller's transaction: it takes the audit chain's lock."""
+    event_data: dict[str, object] = {
+        "license_type": license.license_type,
+        "allowed_major_versions": license.allowed_major_versions,
+        "expires_at": license.expires_at.isoformat() if license.expires_at else None,
+        "instance_fingerprint": license.instance_fingerprint,
+        "key_id": license.key_id,
+        "max_instances": license.max_instances,
+        "max_staging_instances": license.max_staging_instances,
+    }
+    if license.replaces_id is not None:
+        event_data["replaces"] = str(license.replaces_id)
     audit_record(
         event_type="license.issued",
         actor=actor,
         license_id=license.id,
-        customer_id=customer.id,
-        module_name=module_name,
-        event_data={
-            "license_type": license_type,
-            "allowed_major_versions": versions,
-            "expires_at": expiry.isoformat() if expiry else None,
-            "instance_fingerprint": instance_fingerprint,
-            "key_id": kid,
-        },
+        customer_id=license.customer_id,
+        module_name=license.module_name,
+        event_data=event_data,
     )
-    metrics.license_issued(license_type)
-    return license
 
 
 @transaction.atomic
@@ -216,12 +304,8 @@ def license_revoke(*, actor: str, license_id: uuid.UUID | str, reason: str) -> L
     succeeds and writes one audit row. Raises ValidationFailed (empty reason),
     LicenseNotFound, LicenseAlreadyRevoked; nothing is written when any is raised.
     """
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed.field("reason", "A reason is required.")
-    reason = reason.strip()
-    if len(reason) > MAX_REASON or "\x00" in reason:
-        raise ValidationFailed.field("reason", f"Must be text of at most {MAX_REASON} characters.")
-    license = _get_for_update(license_id)
+    reason = clean_reason(reason)
+    license = license_for_update(license_id)
     if license.status == LicenseStatus.REVOKED:
         raise LicenseAlreadyRevoked(f"License {license.id} was already revoked.")
     license.status = LicenseStatus.REVOKED
@@ -244,7 +328,7 @@ def license_update_notes(*, actor: str, license_id: uuid.UUID | str, notes: str)
     """Change a license's notes (the only field editable after issue); audit `license.updated`."""
     if not isinstance(notes, str) or len(notes) > MAX_NOTES or "\x00" in notes:
         raise ValidationFailed.field("notes", f"Must be text of at most {MAX_NOTES} characters.")
-    license = _get_for_update(license_id)
+    license = license_for_update(license_id)
     if license.notes == notes:
         return license
     license.notes = notes
@@ -394,7 +478,18 @@ def license_import(*, actor: str, token: str) -> tuple[License, bool]:
     return license, True
 
 
-def _get_for_update(license_id: uuid.UUID | str) -> License:
+def clean_reason(reason: object) -> str:
+    """A revocation reason, stripped; ValidationFailed (field `reason`) when empty or too long."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed.field("reason", "A reason is required.")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON or "\x00" in reason:
+        raise ValidationFailed.field("reason", f"Must be text of at most {MAX_REASON} characters.")
+    return reason
+
+
+def license_for_update(license_id: uuid.UUID | str) -> License:
+    """The license, its row locked until the transaction ends; LicenseNotFound otherwise."""
     try:
         pk = license_id if isinstance(license_id, uuid.UUID) else uuid.UUID(str(license_id))
     except ValueError:

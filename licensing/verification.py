@@ -8,7 +8,13 @@ same code vocabulary (CONTRACT §2).
 Checks run in the contract's order and the first failure sets the code:
 MALFORMED → UNKNOWN_KEY → BAD_SIGNATURE → WRONG_ISSUER → EXPIRED → (server only:
 UNKNOWN_LICENSE, REVOKED, SUSPENDED) → MODULE_MISMATCH → VERSION_NOT_ALLOWED →
-FINGERPRINT_REQUIRED → FINGERPRINT_MISMATCH → VALID.
+FINGERPRINT_REQUIRED → FINGERPRINT_MISMATCH → (server only: TRIAL_USED, NOT_ACTIVATED,
+SEATS_EXCEEDED) → VALID.
+
+Leases (CONTRACT §9, `Verifier.verify_lease`): what an activated instance holds offline, a
+compact JWS with its own `typ` (`aegis-lease+jwt`), checked with the same codes in the same
+order against the instance's own fingerprint; a revocation list naming the lease id (a
+released seat) or its license answers REVOKED.
 
 Security choices:
 - the algorithm is never taken from the token: only EdDSA is accepted, and keys are
@@ -16,8 +22,9 @@ Security choices:
 - the header may hold `alg`, `typ` and `kid` only: `jku`, `x5u`, `jwk`, `crit` and the rest
   are refused as MALFORMED, so a token can never point us at a key or a URL;
 - every failure is mapped to a code with a fixed message; no exception text leaks out;
-- a signed revocation list carries its own `typ` (`aegis-rl+jwt`): the license checks refuse
-  it as MALFORMED and the list checks refuse a license, so neither can stand in for the other.
+- a signed revocation list carries its own `typ` (`aegis-rl+jwt`), and so does a lease
+  (`aegis-lease+jwt`): each check refuses the others as MALFORMED, so none can stand in
+  for another.
 
 Revocation lists (`Verifier.with_revocation_list`) let an offline client learn which licenses
 were revoked: a list is accepted only when signed by a known key, issued by our issuer, not
@@ -49,6 +56,8 @@ LICENSE_TYPES = ("perpetual", "subscription", "demo")
 FINGERPRINT_ALGORITHM = "sha256-dbuuid-domain"
 MAX_TOKEN_LENGTH = 16 * 1024
 REVOCATION_LIST_TYP = "aegis-rl+jwt"
+LEASE_TYP = "aegis-lease+jwt"
+ENVIRONMENTS = ("production", "staging")
 MAX_REVOCATION_LIST_LENGTH = 8 * 1024 * 1024
 _ALLOWED_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 _FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
@@ -58,6 +67,8 @@ _ODOO_VERSION_RE = re.compile(r"^(?:saas~)?(\d{1,4})(?:\.\d{1,4})*(?:\+e)?\Z")
 
 
 class Code(StrEnum):
+    """The codes in the contract's order (the server decides it: licensing/rules.py)."""
+
     MALFORMED = "MALFORMED"
     UNKNOWN_KEY = "UNKNOWN_KEY"
     BAD_SIGNATURE = "BAD_SIGNATURE"
@@ -70,6 +81,9 @@ class Code(StrEnum):
     VERSION_NOT_ALLOWED = "VERSION_NOT_ALLOWED"
     FINGERPRINT_REQUIRED = "FINGERPRINT_REQUIRED"
     FINGERPRINT_MISMATCH = "FINGERPRINT_MISMATCH"
+    TRIAL_USED = "TRIAL_USED"
+    NOT_ACTIVATED = "NOT_ACTIVATED"
+    SEATS_EXCEEDED = "SEATS_EXCEEDED"
     VALID = "VALID"
 
 
@@ -86,6 +100,9 @@ MESSAGES: dict[Code, str] = {
     Code.VERSION_NOT_ALLOWED: "The license does not cover this Odoo version.",
     Code.FINGERPRINT_REQUIRED: "The license is bound to an instance; instance details are required.",
     Code.FINGERPRINT_MISMATCH: "The license is bound to another instance.",
+    Code.TRIAL_USED: "A trial of this module already ran on this database.",
+    Code.NOT_ACTIVATED: "This instance holds no active seat of the license; activate it first.",
+    Code.SEATS_EXCEEDED: "Every seat of the license is taken.",
     Code.VALID: None,  # type: ignore[dict-item]
 }
 
@@ -193,16 +210,44 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _claims_well_formed(claims: object) -> bool:
-    """The claims every AEGIS license carries, with their types (CONTRACT §1)."""
-    if not isinstance(claims, dict):
-        return False
-    jti, customer, module = claims.get("jti"), claims.get("customer"), claims.get("module")
-    if not isinstance(jti, str):
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
         return False
     try:
-        uuid.UUID(jti)
+        uuid.UUID(value)
     except ValueError:
+        return False
+    return True
+
+
+def _claims_well_formed(claims: object) -> bool:
+    """The claims every AEGIS license carries, with their types (CONTRACT §1)."""
+    if not _entitlement_well_formed(claims):
+        return False
+    # Perpetual licenses never expire; the others always do.
+    return (claims["license_type"] == "perpetual") != ("exp" in claims)
+
+
+def _lease_claims_well_formed(claims: object) -> bool:
+    """The claims of a lease (CONTRACT §9): those of its license, an `exp` always (a lease
+    of a perpetual license expires too), `lic` (the license id), the instance's
+    `instance_fingerprint` and its `environment`."""
+    return (
+        _entitlement_well_formed(claims)
+        and _is_int(claims.get("exp"))
+        and _is_uuid(claims.get("lic"))
+        and is_fingerprint(claims.get("instance_fingerprint"))
+        and claims.get("environment") in ENVIRONMENTS
+    )
+
+
+def _entitlement_well_formed(claims: object) -> bool:
+    """What a license and a lease share: `jti`, `iss`, `iat`, `customer`, `module`,
+    `license_type`, an integer `exp` when present, a well-formed `instance_fingerprint`."""
+    if not isinstance(claims, dict):
+        return False
+    customer, module = claims.get("customer"), claims.get("module")
+    if not _is_uuid(claims.get("jti")):
         return False
     if not isinstance(claims.get("iss"), str) or not _is_int(claims.get("iat")):
         return False
@@ -219,9 +264,6 @@ def _claims_well_formed(claims: object) -> bool:
     if license_type not in LICENSE_TYPES:
         return False
     if "exp" in claims and not _is_int(claims["exp"]):
-        return False
-    # Perpetual licenses never expire; the others always do.
-    if (license_type == "perpetual") == ("exp" in claims):
         return False
     return "instance_fingerprint" not in claims or is_fingerprint(claims["instance_fingerprint"])
 
@@ -315,11 +357,11 @@ def _is_canonical_segment(segment: str) -> bool:
 
 
 class Verifier:
-    """Verifies tokens against a `kid → Ed25519PublicKey` map.
+    """Verifies tokens and leases against a `kid → Ed25519PublicKey` map.
 
     `clock` returns the current UNIX time (injectable for tests and frozen-clock checks);
-    `revoked` is a set of revoked license ids (from a verified revocation list) consulted by
-    `verify()` for offline use. `with_revocation_list()` returns a verifier that also knows
+    `revoked` is a set of revoked license and lease ids (from a verified revocation list)
+    consulted by `verify()` and `verify_lease()` for offline use. `with_revocation_list()` returns a verifier that also knows
     the ids of a verified list; `revocation_list` is the newest list it accepted (or None).
     """
 
@@ -383,22 +425,39 @@ class Verifier:
 
     def verify_token(self, token: object) -> Result:
         """Decide MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, EXPIRED, or VALID."""
+        return self.check_expiry(self.verify_signature(token))
+
+    def verify_signature(self, token: object) -> Result:
+        """Decide MALFORMED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, or VALID: everything
+        about a token that does not change with time. A VALID result stays true of the same
+        token for this verifier, so a caller may keep it (the server does, per token string)
+        and pass it to `check_expiry` on every use."""
+        # A missing typ is tolerated (some JOSE libraries omit it); any other typ, such as a
+        # revocation list's or a lease's, is not a license.
+        return self._verified(token, "JWT", _claims_well_formed)
+
+    def _verified(self, token: object, typ: str, well_formed: Callable[[object], bool]) -> Result:
+        """`verify_signature` for a signed document of header `typ` whose claims pass
+        `well_formed`; only a license ("JWT") may omit its typ."""
         parsed = self._parse(token, MAX_TOKEN_LENGTH)
         if parsed is None:
             return Result(Code.MALFORMED)
         header, claims = parsed
-        # A missing typ is tolerated (some JOSE libraries omit it); any other typ, such as a
-        # revocation list's, is not a license.
-        if header.get("typ", "JWT") != "JWT" or not _claims_well_formed(claims):
+        presented = header.get("typ", "JWT") if typ == "JWT" else header.get("typ")
+        if presented != typ or not well_formed(claims):
             return Result(Code.MALFORMED)
         problem = self._signature_problem(token, header)
         if problem is not None:
             return Result(problem)
         if not hmac.compare_digest(_utf8(claims["iss"]), _utf8(self.issuer)):
             return Result(Code.WRONG_ISSUER, claims, header)
-        if "exp" in claims and self._expired(claims["exp"]):
-            return Result(Code.EXPIRED, claims, header)
         return Result(Code.VALID, claims, header)
+
+    def check_expiry(self, result: Result) -> Result:
+        """EXPIRED for a `verify_signature` result whose `exp` has passed, now; else `result`."""
+        if result.valid and "exp" in result.claims and self._expired(result.claims["exp"]):
+            return Result(Code.EXPIRED, result.claims, result.header)
+        return result
 
     def is_revoked(self, license_id: str) -> bool:
         """True when a verified revocation list (or `revoked`) names this license id."""
@@ -445,6 +504,53 @@ class Verifier:
             return Result(Code.REVOKED, result.claims, result.header)
         usage = self.check_usage(
             result.claims, module_name=module_name, odoo_version=odoo_version, **instance
+        )
+        return Result(usage.code, result.claims, result.header)
+
+    # -- leases
+
+    def verify_lease_signature(self, lease: object) -> Result:
+        """`verify_signature` for a lease: MALFORMED (not a lease — a license, a revocation
+        list, claims missing), UNKNOWN_KEY, BAD_SIGNATURE, WRONG_ISSUER, or VALID."""
+        return self._verified(lease, LEASE_TYP, _lease_claims_well_formed)
+
+    def verify_lease_token(self, lease: object) -> Result:
+        """The checks of a lease that need no instance: MALFORMED … EXPIRED, then REVOKED
+        when a verified revocation list names the lease (its seat was released) or its
+        license."""
+        result = self.check_expiry(self.verify_lease_signature(lease))
+        if result.valid and (
+            self.is_revoked(result.claims["jti"]) or self.is_revoked(result.claims["lic"])
+        ):
+            return Result(Code.REVOKED, result.claims, result.header)
+        return result
+
+    def verify_lease(
+        self,
+        lease: object,
+        *,
+        module_name: str,
+        odoo_version: str,
+        fingerprint: str | None = None,
+        instance_db_uuid: str | None = None,
+        instance_domain: str | None = None,
+    ) -> Result:
+        """Every check a client can make offline of the lease it holds, in the contract's
+        order: MALFORMED … EXPIRED, REVOKED (a verified revocation list names the lease —
+        its seat was released — or its license), then MODULE_MISMATCH …
+        FINGERPRINT_MISMATCH against the instance's own fingerprint (`fingerprint`, or
+        `instance_db_uuid` + `instance_domain`; without them FINGERPRINT_REQUIRED: a lease
+        always names its instance). VALID: the instance holds its seat until `exp`."""
+        result = self.verify_lease_token(lease)
+        if not result.valid:
+            return result
+        usage = self.check_usage(
+            result.claims,
+            module_name=module_name,
+            odoo_version=odoo_version,
+            fingerprint=fingerprint,
+            instance_db_uuid=instance_db_uuid,
+            instance_domain=instance_domain,
         )
         return Result(usage.code, result.claims, result.header)
 

@@ -24,7 +24,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegis.api.schema import errors
+from aegis.core.api.schema import errors
 from licensing import revocations, signing
 
 MAX_AGE = 300

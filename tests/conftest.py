@@ -15,8 +15,8 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from aegis import actors
-from aegis.api import pagination
+from aegis.core import actors
+from aegis.core.api import pagination
 from customers.services import customer_create
 from licensing import services, signing
 
@@ -56,7 +56,7 @@ def keys_dir(tmp_path_factory, settings) -> Path:
 
 @pytest.fixture(autouse=True)
 def fresh_planner_estimates():
-    """Each test starts without the estimates a worker keeps (aegis/api/pagination.py):
+    """Each test starts without the estimates a worker keeps (aegis/core/api/pagination.py):
     the same SQL on another test's rows must ask the planner again."""
     pagination._estimates.clear()
     yield

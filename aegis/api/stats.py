@@ -1,4 +1,5 @@
-"""`GET /api/v1/admin/stats`: the seed's counters plus validations per code (admin keys)."""
+"""`GET /api/v1/admin/stats`: the seed's counters plus validations per code and seats
+(admin keys)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aegis.api.schema import PROTECTED, errors
-from aegis.models import Scope
+from aegis.core.api.schema import PROTECTED, errors
+from aegis.core.api.scopes import Scope
 from audit.selectors import audit_log_total, validation_counts
 from customers.models import Customer
 from licensing.models import LicenseType
-from licensing.selectors import license_counts
+from licensing.selectors import activations_per_day, license_counts, seats_in_use
 from licensing.verification import Code
+
+ACTIVATION_DAYS = 30
 
 
 def _per_code(counts: dict[str, int]) -> dict[str, int]:
@@ -50,6 +53,13 @@ def stats_summary(*, now: dt.datetime | None = None) -> dict:
             "last_24h": _per_code(validation_counts(since=now - dt.timedelta(hours=24))),
             "last_30d": _per_code(validation_counts(since=now - dt.timedelta(days=30))),
         },
+        "activations": {
+            "seats_in_use": seats_in_use(now=now),
+            "per_day": [
+                {"date": day.isoformat(), "count": n}
+                for day, n in activations_per_day(days=ACTIVATION_DAYS)
+            ],
+        },
     }
 
 
@@ -74,9 +84,24 @@ class _AuditStats(serializers.Serializer):
 
 class _ValidationStats(serializers.Serializer):
     last_24h = serializers.DictField(
-        child=serializers.IntegerField(), help_text="Validations per code (all 13 codes)."
+        child=serializers.IntegerField(), help_text="Validations per code (every contract code)."
     )
     last_30d = serializers.DictField(child=serializers.IntegerField())
+
+
+class _ActivationsPerDay(serializers.Serializer):
+    date = serializers.DateField()
+    count = serializers.IntegerField()
+
+
+class _ActivationStats(serializers.Serializer):
+    seats_in_use = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Seats held now (activations not released, lease running), per environment.",
+    )
+    per_day = _ActivationsPerDay(
+        many=True, help_text="New activations per UTC day, the last 30 days, oldest first."
+    )
 
 
 class StatsSerializer(serializers.Serializer):
@@ -84,6 +109,7 @@ class StatsSerializer(serializers.Serializer):
     licenses = _LicenseStats()
     audit_logs = _AuditStats()
     validations = _ValidationStats()
+    activations = _ActivationStats()
 
 
 class AdminStatsView(APIView):

@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from aegis.api import schema  # noqa: F401  (registers the OpenAPI security schemes)
+from aegis import authentication  # noqa: F401  (registers the API key's OpenAPI scheme)
 from aegis.api.stats import AdminStatsView
+from aegis.core.api import schema  # noqa: F401  (registers the staff session's scheme)
 from audit.api import AuditLogViewSet
 from customers.api import CustomerViewSet
 from licensing.api import LicenseViewSet

@@ -2,8 +2,8 @@
 
 The search matches a substring of the module or the notes (Django's `icontains`:
 `UPPER(column) LIKE UPPER('%…%')`), which no B-tree can serve: at a million licenses a
-search matching few rows read the whole table (2.8 s measured). GIN trigram indexes on the
-same UPPER expressions let PostgreSQL OR them with the customer and id indexes.
+search matching few rows read the whole table (measured, docs/performance.md). GIN trigram
+indexes on the same UPPER expressions let PostgreSQL OR them with the customer and id indexes.
 
 pg_trgm ships with PostgreSQL and is a trusted extension (the database owner may create it).
 Where it cannot be created, the indexes are skipped and search stays correct, only slower.
@@ -33,7 +33,8 @@ def create(apps, schema_editor):
             f"USING gin (({expression}) gin_trgm_ops)"
         )
     # Statistics on the indexed expressions: without them the planner guesses how many rows
-    # a pattern matches, and took the trigram path for common words too (450 ms measured).
+    # a pattern matches, and took the slow trigram path for common words too (measured,
+    # docs/performance.md).
     schema_editor.execute("ANALYZE licensing_license")
 
 

@@ -2,9 +2,9 @@
 
 A GIN index queues new entries in a pending list (`fastupdate`, up to 4 MB) that every
 search then reads whole until VACUUM merges it. After a few thousand licenses were issued
-the module index's list held 11,106 entries: a search read them on each of its two
-queries, 5.5 ms each, against 0.02 ms once merged. With `fastupdate = off` each insert
-updates the index itself (a short module name and the notes: a few trigrams per license),
+the module index's list held thousands of entries: a search read them on each of its two
+queries, far slower than once merged (docs/performance.md). With `fastupdate = off` each
+insert updates the index itself (a short module name and the notes: a few trigrams per license),
 and searches stay as fast as on a freshly vacuumed table. Entries already queued are merged
 here. The customer indexes (customers/0002) are created this way.
 """

@@ -15,7 +15,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from aegis.adminkit import LargeTablePaginator
+from aegis.core.adminkit import LargeTablePaginator
 from audit.models import AuditLog
 from customers.services import customer_create, customer_update
 from licensing import services, signing
@@ -262,7 +262,14 @@ def test_only_the_notes_change_after_issue(boss, make_license):
     before = last_audit_id()
     response = boss.post(
         change_url(license),
-        {"notes": "Renewal due in May", "module_name": "hacked", "license_type": "demo"},
+        {
+            "notes": "Renewal due in May",
+            "module_name": "hacked",
+            "license_type": "demo",
+            # What the page sends for its read-only activations inline (none here).
+            "activations-TOTAL_FORMS": "0",
+            "activations-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 302
     license.refresh_from_db()

@@ -10,28 +10,41 @@ from django.urls import reverse
 from aegis.services import api_key_create
 from audit.models import AuditLog
 from customers.services import customer_create
+from licensing.seats import license_activate
 from tests.conftest import ACTOR
 
 MODELS = [
     "customers.customer",
     "licensing.license",
+    "licensing.activation",
     "audit.auditlog",
     "aegis.apikey",
     "auth.user",
     "auth.group",
 ]
-# The audit log is written by services only: nobody adds a row from the admin.
-NO_ADD = {"audit.auditlog"}
+# The audit log is written by services only, activations by instances (and released by
+# staff): nobody adds a row from the admin.
+NO_ADD = {"audit.auditlog", "licensing.activation"}
 
 
 @pytest.fixture
 def objects(customer, make_license, boss):
     license = make_license()
     api_key, _ = api_key_create(actor=ACTOR, name="ci", scope="readonly")
+    activation = license_activate(
+        token=license.token,
+        module_name=license.module_name,
+        odoo_version="17.0",
+        instance_db_uuid="db-1",
+        instance_domain="erp.example.com",
+    ).activation
     return {
         "customers.customer": customer,
         "licensing.license": license,
-        "audit.auditlog": AuditLog.objects.filter(license_id=license.pk).get(),
+        "licensing.activation": activation,
+        "audit.auditlog": AuditLog.objects.filter(
+            license_id=license.pk, event_type="license.issued"
+        ).get(),
         "aegis.apikey": api_key,
         "auth.user": User.objects.get(username="boss"),
         "auth.group": Group.objects.get(name="Auditors"),
@@ -68,6 +81,8 @@ def test_superuser_opens_the_extra_pages(boss, objects):
         reverse("admin:index"),
         reverse("admin:licensing_license_revoke", args=[license.pk]),
         reverse("admin:licensing_license_token", args=[license.pk]),
+        reverse("admin:licensing_activation_release", args=[objects["licensing.activation"].pk]),
+        reverse("admin:licensing_activation_changelist") + "?status=active&q=erp",
         reverse("admin:licensing_license_export"),
         reverse("admin:aegis_apikey_revoke", args=[objects["aegis.apikey"].prefix]),
         reverse("admin:licensing_license_changelist") + "?status=expired&expiring=30",

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
-from aegis.models import Scope
+from aegis.core.api.scopes import Scope
 from aegis.services import api_key_create, api_key_revoke
 
 ACTOR = "user:tester"

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from aegis.models import Scope
+from aegis.core.api.scopes import Scope
 from audit.models import AuditLog
 from customers.services import customer_create, customer_update
 from licensing import signing
@@ -238,7 +238,7 @@ def test_list_costs_the_same_for_1_and_30_licenses(
     make_license()
     readonly.get(URL)  # the first use of a key records last_used_at
     # API key lookup, one SELECT joining the customer (a page that is not full is its own
-    # count: aegis/api/pagination.py).
+    # count: aegis/core/api/pagination.py).
     with django_assert_num_queries(2):
         assert readonly.get(URL).json()["count"] == 1
     for _ in range(29):

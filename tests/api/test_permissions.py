@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from customers.services import customer_create
+from licensing.seats import license_activate
 from tests.api.conftest import ACTOR, assert_error, client_with
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,16 @@ ROUTES = [
     ("get", "/api/v1/licenses/{license}", None, READ, 200),
     ("delete", "/api/v1/licenses/{license}/revoke", {"reason": "r"}, ISSUE, 200),
     ("post", "/api/v1/licenses/{license}/revoke", {"reason": "r"}, ISSUE, 200),
+    ("post", "/api/v1/licenses/{license}/renew", {"duration_days": 30}, ISSUE, 201),
+    (
+        "post",
+        "/api/v1/licenses/{license}/transfer",
+        {"instance_fingerprint": "sha256:" + "b" * 64, "reason": "r"},
+        ISSUE,
+        201,
+    ),
+    ("get", "/api/v1/licenses/{license}/activations", None, READ, 200),
+    ("delete", "/api/v1/licenses/{license}/activations/{activation}", None, ISSUE, 200),
     ("get", "/api/v1/customers", None, READ, 200),
     ("post", "/api/v1/customers", {"name": "New", "email": "n@example.com"}, ISSUE, 201),
     ("get", "/api/v1/customers/CUST-001", None, READ, 200),
@@ -44,7 +55,15 @@ CALLERS = ["no key", "unknown key", "revoked key", READ, ISSUE, ADMIN]
 @pytest.fixture
 def world(make_license):
     customer_create(actor=ACTOR, id="SPARE", name="Spare", email="s@example.com")
-    return {"license": make_license().id}
+    license = make_license(license_type="subscription", duration_days=30)
+    seat = license_activate(
+        token=license.token,
+        module_name=license.module_name,
+        odoo_version="17.0",
+        instance_db_uuid="db-1",
+        instance_domain="erp.example.com",
+    )
+    return {"license": license.id, "activation": seat.activation.id}
 
 
 def caller_client(caller, make_key, revoked_key):
@@ -83,11 +102,14 @@ def test_permission_matrix(
 
 def test_matrix_covers_every_protected_route():
     """A new route under /api/v1 must be added to the matrix (or be public)."""
+    from tests.api.test_schema import PUBLIC as public
     from tests.api.test_schema import api_v1_routes
 
-    public = {"/api/v1/licenses/validate", "/api/v1/licenses/fingerprint"}
     covered = {
-        path.replace("{license}", "{id}").replace("CUST-001", "{id}").replace("SPARE", "{id}")
+        path.replace("{license}", "{id}")
+        .replace("{activation}", "{activation_id}")
+        .replace("CUST-001", "{id}")
+        .replace("SPARE", "{id}")
         for _, path, *_ in ROUTES
     }
     offline_documents = {"/api/v1/licenses/revocations"}  # public, served by licensing

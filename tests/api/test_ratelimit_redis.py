@@ -1,4 +1,4 @@
-"""The rate-limit counters on Redis, the production cache (aegis/api/ratelimit.py): one
+"""The rate-limit counters on Redis, the production cache (aegis/core/api/ratelimit.py): one
 pipelined round trip per counted event, read back by the cache API, expiring with their
 window. Against the Redis server this machine and CI run on 127.0.0.1:6379."""
 
@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django_redis import get_redis_connection
 
-from aegis.api import ratelimit
+from aegis.core.api import ratelimit
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

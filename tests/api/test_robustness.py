@@ -221,7 +221,7 @@ def test_unexpected_error_is_json_500_without_traceback(raw, make_key, monkeypat
 
 
 def test_django_error_handlers_answer_json_under_api_only(rf):
-    from aegis.api.exceptions import handler404, handler500
+    from aegis.core.api.exceptions import handler404, handler500
 
     api = handler500(rf.get("/api/v1/licenses"))
     assert api.status_code == 500

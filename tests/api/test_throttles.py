@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aegis.api.throttles import parse_rate
+from aegis.core.api.throttles import parse_rate
 from tests.api.conftest import assert_error, client_with
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError
 
-from aegis.exceptions import ValidationFailed
+from aegis.core.exceptions import ValidationFailed
 from audit.models import AuditLog
 from customers import services
 from customers.models import Customer

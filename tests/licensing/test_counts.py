@@ -196,14 +196,29 @@ def test_the_migration_counts_the_licenses_already_there(make_license):
         make_license(license_type=license_type, duration_days=days)
     expected = assert_counts_exact()
 
+    customer_id = License.objects.values_list("customer_id", flat=True).first()
     executor = MigrationExecutor(connection)
-    executor.migrate([("licensing", "0006_trgm_fastupdate_off")])
-    make_license(license_type="subscription", duration_days=60)  # no trigger yet
+    before = [("licensing", "0006_trgm_fastupdate_off")]
+    executor.migrate(before)
+    # A license written before the triggers, with the model of that time.
+    old_license = executor.loader.project_state(before).apps.get_model("licensing", "License")
+    now = timezone.now()
+    old_license.objects.create(
+        customer_id=customer_id,
+        module_name="biz4a_payroll_drc",
+        license_type="subscription",
+        token="t-before",
+        key_id="k",
+        issued_at=now,
+        expires_at=now + dt.timedelta(days=60),
+    )
     executor.loader.build_graph()
     executor.migrate([("licensing", "0007_license_counts")])
 
     assert not LicenseCountDelta.objects.exists()
     assert LicenseCount.objects.aggregate(n=Sum("n"))["n"] == 4
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())  # the schema the other tests expect
     assert assert_counts_exact()["total"] == expected["total"] + 1
 
 

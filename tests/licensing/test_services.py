@@ -10,7 +10,7 @@ import pytest
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from aegis.exceptions import ValidationFailed
+from aegis.core.exceptions import ValidationFailed
 from audit.models import AuditLog
 from customers.services import CustomerInactive, CustomerNotFound, customer_update
 from licensing import services, signing

@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from aegis.models import Scope
-from aegis.routers import replica_reads
+from aegis.core.api.scopes import Scope
+from aegis.core.routers import replica_reads
 from aegis.services import api_key_create, api_key_revoke
 from customers.models import Customer
 from customers.services import customer_create

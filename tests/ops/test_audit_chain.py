@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
-from aegis import actors
+from aegis.core import actors
 from aegis.services import api_key_create
 from audit import chain
 from audit.models import AuditLog

@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from aegis import actors
-from aegis.models import APIKey, Scope
+from aegis.core import actors
+from aegis.core.api.scopes import Scope
+from aegis.models import APIKey
 from aegis.services import api_key_create
 from audit import chain
 from audit.models import AuditLog

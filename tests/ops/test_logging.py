@@ -13,9 +13,9 @@ import pytest
 import structlog
 from rest_framework.test import APIClient
 
-from aegis import logging as aegis_logging
-from aegis.logging import build_logging, formatter
-from aegis.models import Scope
+from aegis.core import logging as aegis_logging
+from aegis.core.api.scopes import Scope
+from aegis.core.logging import build_logging, formatter
 from aegis.services import api_key_create
 from audit.models import AuditLog
 from tests.conftest import ACTOR

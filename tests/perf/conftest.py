@@ -35,17 +35,15 @@ def comparable_audit(row) -> dict:
 
 @pytest.fixture
 def service_runs(monkeypatch) -> list:
-    """The calls of the synchronous validation service, from the fast path in front of
-    Django and from the view behind it (a spy: the real service runs)."""
-    from licensing import validate_view, validate_wsgi
+    """The calls of the validation service by the DRF action (a spy: the real service runs)."""
+    from licensing import api
 
     runs = []
-    service = validate_view.license_validate
+    service = api.license_validate
 
     def counted(**fields):
         runs.append(fields)
         return service(**fields)
 
-    monkeypatch.setattr(validate_wsgi, "license_validate", counted)
-    monkeypatch.setattr(validate_view, "license_validate", counted)
+    monkeypatch.setattr(api, "license_validate", counted)
     return runs

@@ -1,4 +1,4 @@
-"""The list filters build and apply only the filters a query names (aegis/api/filters.py):
+"""The list filters build and apply only the filters a query names (aegis/core/api/filters.py):
 the same rows and the same 400s as django-filter's whole FilterSet gives."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Page numbers at scale (aegis/api/pagination.py): a bounded or estimated count, an exact
+"""Page numbers at scale (aegis/core/api/pagination.py): a bounded or estimated count, an exact
 `next`, and deferred joins for deep pages, without changing what a client reads."""
 
 from __future__ import annotations
 
 import pytest
 
-from aegis.api import pagination
+from aegis.core.api import pagination
 from licensing.models import License
 from tests.api.conftest import client_with
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from aegis.api.serializers import instant
+from aegis.core.api.serializers import instant
 from audit.api import AuditLogSerializer
 from audit.models import AuditLog
 from customers.services import customer_update

@@ -1,5 +1,5 @@
 """`timestamptz` columns are read by psycopg's C loader when the session is in UTC
-(aegis/db.py): the same values, the same tzinfo, as Django's own loader gives."""
+(aegis/core/db.py): the same values, the same tzinfo, as Django's own loader gives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 
-from aegis.db import _utc_loader
+from aegis.core.db import _utc_loader
 from customers.models import Customer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

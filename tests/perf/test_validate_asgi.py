@@ -1,8 +1,8 @@
 """The application gunicorn serves (aegis.asgi): validations answered on the event loop
 (licensing/validate_asgi.py) exactly as Django answers them, everything else by Django.
 
-Requests are ASGI messages handed to the real stack (the fast path in front of a2wsgi in
-front of Django's WSGI handler), on one event loop per test; the fast path's own pooled
+Requests are ASGI messages handed to the real stack (the transport in front of a2wsgi in
+front of Django's WSGI handler), on one event loop per test; the transport's own pooled
 connections see committed rows only, so these tests commit (transaction=True).
 """
 
@@ -24,15 +24,16 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from aegis.api import ratelimit
 from aegis.asgi import AccessLog
+from aegis.core.api import ratelimit
+from audit import services as audit_services
 from audit.models import AuditLog
 from customers.models import Customer
 from customers.services import customer_create
-from licensing import validate_asgi, validation
+from licensing import validate_asgi
 from licensing.models import License
 from licensing.services import license_revoke
-from licensing.validate_asgi import ValidateFastPathASGI
+from licensing.validate_asgi import ValidateOnLoop
 from tests.conftest import ACTOR, audit_inserts_refused, cache_unreachable_now
 from tests.perf.conftest import comparable_audit, last_audit
 
@@ -67,9 +68,10 @@ def django_app() -> Counted:
 
 @pytest.fixture
 def fast(django_app, loop):
-    app = ValidateFastPathASGI(django_app)
+    app = ValidateOnLoop(django_app)
     yield app
-    loop.run_until_complete(app.database.close())
+    if app.database is not None:
+        loop.run_until_complete(app.database.close())
     # Django's connections in a2wsgi's threads stay open (persistent connections): end
     # them, so the test database can be flushed and dropped.
     with connection.cursor() as cursor:
@@ -198,6 +200,32 @@ def test_other_requests_go_to_django(loop, fast, django_app, make_license, heade
     assert answer[1]["Content-Type"] == "application/json"
 
 
+def test_a_host_django_refuses_goes_to_django(loop, fast, django_app, make_license, settings):
+    license = make_license()
+    call(loop, fast, body_for(license))
+    settings.ALLOWED_HOSTS = ["license.example.com"]
+    calls = django_app.calls
+    status, _headers, _content = call(loop, fast, body_for(license))
+    assert django_app.calls == calls + 1  # Django's own host check answered
+    assert status == 400
+
+
+def test_plain_http_goes_to_django_when_https_is_required(loop, make_license, settings):
+    settings.SECURE_SSL_REDIRECT = True  # read by Django's middleware when it is loaded
+    django_app = Counted()
+    app = ValidateOnLoop(django_app)
+    license = make_license()
+    status, headers, _content = call(loop, app, body_for(license))
+    assert status == 301 and headers["Location"].startswith("https://")
+    call(loop, app, body_for(license))
+    assert django_app.calls == 2  # plain HTTP is always Django's
+    call(loop, app, body_for(license), scheme="https")  # Django answers: the https headers
+    status, headers, content = call(loop, app, body_for(license), scheme="https")
+    assert django_app.calls == 3  # answered on the loop
+    assert status == 200 and json.loads(content)["code"] == "VALID"
+    loop.run_until_complete(app.database.close())
+
+
 def test_on_another_database_every_validation_goes_to_django(
     loop, fast, django_app, make_license, monkeypatch
 ):
@@ -209,37 +237,35 @@ def test_on_another_database_every_validation_goes_to_django(
     answers = [call(loop, fast, body_for(license)) for _ in range(3)]
     assert [status for status, *_ in answers] == [200] * 3
     assert django_app.calls == 3
-    assert fast.database.pool is None
+    assert fast.database is None
 
 
-def test_a_database_failure_is_answered_by_django_without_a_second_attempt(
-    loop, fast, make_license, service_runs, settings
-):
-    # Counted once against the throttle: the teaching request and this one fit in 2/min.
-    settings.THROTTLE_RATE_PUBLIC = "2/min"
+def test_a_database_failure_is_answered_by_django(loop, fast, make_license, service_runs):
     license = make_license()
     call(loop, fast, body_for(license))
     service_runs.clear()  # the first request, answered by Django, taught the headers
+    rows = AuditLog.objects.count()
     with audit_inserts_refused("fail_audit_asgi"):
         status, _headers, content = call(loop, fast, body_for(license))
     assert status == 503
     assert json.loads(content)["code"] == "service_unavailable"
-    assert service_runs == []  # Django raised the fast path's error; it did not validate again
+    assert len(service_runs) == 1  # the action tried on Django's connection, and failed too
+    assert AuditLog.objects.count() == rows
 
 
 @pytest.fixture
 def batches(monkeypatch) -> list[int]:
     """The size of every batch statement sent (a spy: the real statement runs)."""
     sizes = Batches()
-    real = validation.decide_and_record_batch
+    real = audit_services.arecord_validations
 
-    async def counted(connection, alias, rows):
+    async def counted(connection, alias, decision, rows):
         sizes.append(len(rows))
         if sizes.gate is not None and len(sizes) == 1:
             await sizes.gate.wait()  # the first statement stays in flight until told
-        return await real(connection, alias, rows)
+        return await real(connection, alias, decision, rows)
 
-    monkeypatch.setattr(validation, "decide_and_record_batch", counted)
+    monkeypatch.setattr(audit_services, "arecord_validations", counted)
     return sizes
 
 
@@ -362,7 +388,7 @@ def test_a_batch_the_database_refuses_is_answered_by_django_for_each_request(
     assert batches == [5]
     assert [status for status, *_ in answers] == [503] * 5
     assert {json.loads(content)["code"] for *_, content in answers} == {"service_unavailable"}
-    assert service_runs == []  # not validated again behind the fast path
+    assert len(service_runs) == 5  # each tried once more by the action, which failed too
     assert AuditLog.objects.count() == rows
     # The next validation is answered on the event loop again.
     assert json.loads(call(loop, fast, body_for(license))[2])["code"] == "VALID"
@@ -427,7 +453,7 @@ def lifespan(loop, app) -> list[str]:
 @pytest.fixture
 def redis_counts(settings, monkeypatch) -> list[int]:
     """The production cache (Redis on 127.0.0.1:6379, a database of its own, a fresh key
-    prefix) and the number of keys counted by each round trip the fast path makes."""
+    prefix) and the number of keys counted by each round trip the transport makes."""
     prefix = f"aegis-test-{uuid.uuid4().hex[:8]}"
     settings.CACHES = {
         "default": {
@@ -464,7 +490,7 @@ def test_throttle_counts_of_validations_arriving_together_share_one_round_trip(
     assert [status for status, *_ in answers] == [200, 200, 200, 429, 429]
     assert "Retry-After" in answers[3][1]
     assert django_app.calls == calls + 2  # the refused ones, answered by the action
-    # The keys Django's throttle reads: the fast path counted where it counts.
+    # The keys Django's throttle reads: the transport counted where it counts.
     assert ratelimit.count("ip:10.1.2.3", 60)[0] >= 6
     # The worker stopping closes the loop's Redis client with the pool.
     assert loop in ratelimit._async_clients

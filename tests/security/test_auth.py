@@ -23,9 +23,10 @@ from django.apps import apps
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from aegis.api import ratelimit
-from aegis.logging import formatter
-from aegis.models import APIKey, Scope
+from aegis.core.api import ratelimit
+from aegis.core.api.scopes import Scope
+from aegis.core.logging import formatter
+from aegis.models import APIKey
 from aegis.services import api_key_revoke
 from audit.models import AuditLog
 from tests.api.conftest import assert_error, client_with

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from aegis.models import Scope
+from aegis.core.api.scopes import Scope
 from aegis.services import api_key_create
 
 pytestmark = pytest.mark.django_db(transaction=True)

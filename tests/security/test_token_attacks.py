@@ -19,7 +19,6 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 
-import jwt
 import jwt.api_jws
 import jwt.utils
 import pytest

@@ -7,8 +7,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from aegis import actors
-from aegis.models import APIKey, Scope
+from aegis.core import actors
+from aegis.core.api.scopes import Scope
+from aegis.models import APIKey
 from aegis.services import api_key_create
 
 CREDENTIALS_FILE = Path(settings.BASE_DIR) / ".dev-credentials.json"

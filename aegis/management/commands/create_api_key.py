@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from aegis import actors
-from aegis.commands import domain_errors_as_command_errors
-from aegis.models import Scope
+from aegis.core import actors
+from aegis.core.api.scopes import Scope
+from aegis.core.commands import domain_errors_as_command_errors
 from aegis.services import api_key_create
 
 

@@ -3,7 +3,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from aegis import actors
+from aegis.core import actors
 from aegis.demo_data import seed_demo_data
 from licensing.signing import SigningKeyUnavailable
 

@@ -3,8 +3,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from aegis import actors
-from aegis.commands import domain_errors_as_command_errors
+from aegis.core import actors
+from aegis.core.commands import domain_errors_as_command_errors
 from licensing import services
 
 

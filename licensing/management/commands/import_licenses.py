@@ -4,9 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from aegis import actors
-from aegis.commands import describe
-from aegis.exceptions import DomainError
+from aegis.core import actors
+from aegis.core.commands import describe
+from aegis.core.exceptions import DomainError
 from licensing import services
 
 USAGE_ERROR = 2

@@ -4,14 +4,15 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from aegis import actors
-from aegis.commands import domain_errors_as_command_errors
+from aegis.core import actors
+from aegis.core.commands import domain_errors_as_command_errors
 from licensing import services
 from licensing.models import LicenseType
 
 
-def _parse_expiry(value: str) -> dt.datetime:
-    """An ISO date (end of that day, UTC) or an ISO date-time (UTC when no offset is given)."""
+def parse_expiry(value: str, option: str = "--expires") -> dt.datetime:
+    """An ISO date (end of that day, UTC) or an ISO date-time (UTC when no offset is given);
+    a CommandError naming `option` otherwise. Shared by the commands that take an expiry."""
     try:
         day = parse_date(value)
         if day is not None:
@@ -21,7 +22,7 @@ def _parse_expiry(value: str) -> dt.datetime:
             if moment is None:
                 raise ValueError
     except ValueError:
-        raise CommandError(f"--expires: {value!r} is not an ISO date or date-time") from None
+        raise CommandError(f"{option}: {value!r} is not an ISO date or date-time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -41,11 +42,24 @@ class Command(BaseCommand):
         when.add_argument("--days", type=int, help="Duration in days (subscription, demo).")
         when.add_argument("--expires", help="Expiry as an ISO date or date-time (UTC by default).")
         parser.add_argument("--fingerprint", help="Bind to an instance: sha256:<64 hex>.")
+        parser.add_argument(
+            "--max-instances",
+            type=int,
+            metavar="N",
+            help="Production instances that may hold a seat at once (default: no limit).",
+        )
+        parser.add_argument(
+            "--max-staging-instances",
+            type=int,
+            metavar="N",
+            help="Staging instances (database copies) allowed; default "
+            "DEFAULT_MAX_STAGING_INSTANCES.",
+        )
         parser.add_argument("--notes", default="", help="Internal notes.")
         parser.add_argument("--json", action="store_true", help="Print the license as JSON.")
 
     def handle(self, *args, **opts):
-        expires_at = _parse_expiry(opts["expires"]) if opts["expires"] else None
+        expires_at = parse_expiry(opts["expires"]) if opts["expires"] else None
         with domain_errors_as_command_errors():
             license = services.license_issue(
                 actor=actors.for_cli(),
@@ -57,6 +71,8 @@ class Command(BaseCommand):
                 expires_at=expires_at,
                 instance_fingerprint=opts["fingerprint"],
                 notes=opts["notes"],
+                max_instances=opts["max_instances"],
+                max_staging_instances=opts["max_staging_instances"],
             )
         if opts["json"]:
             self.stdout.write(
@@ -72,6 +88,8 @@ class Command(BaseCommand):
                         if license.expires_at
                         else None,
                         "instance_fingerprint": license.instance_fingerprint,
+                        "max_instances": license.max_instances,
+                        "max_staging_instances": license.max_staging_instances,
                         "key_id": license.key_id,
                         "token": license.token,
                     },

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from aegis import actors
-from aegis.commands import domain_errors_as_command_errors
+from aegis.core import actors
+from aegis.core.commands import domain_errors_as_command_errors
 from licensing import keys
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from aegis import actors
-from aegis.commands import domain_errors_as_command_errors
+from aegis.core import actors
+from aegis.core.commands import domain_errors_as_command_errors
 from licensing import services
 
 

@@ -15,17 +15,25 @@ USAGE_ERROR = 2
 
 class Command(BaseCommand):
     help = (
-        "Verify a license token offline, with the public keys of the keys folder only (no "
-        "database, no private key). Prints the code and the claims. Without --module and "
-        "--odoo-version only the token itself is checked (format, key, signature, issuer, "
-        "expiry, and the revocation list when given). Exit 0: VALID; 1: any other code; "
-        "2: a usage error (bad arguments, unreadable input, refused revocation list)."
+        "Verify a license token (or, with --lease, an instance's lease) offline, with the "
+        "public keys of the keys folder only (no database, no private key). Prints the code "
+        "and the claims. Without --module and --odoo-version only the token itself is "
+        "checked (format, key, signature, issuer, expiry, and the revocation list when "
+        "given). Exit 0: VALID; 1: any other code; 2: a usage error (bad arguments, "
+        "unreadable input, refused revocation list)."
     )
     requires_system_checks = []
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         parser.add_argument("token", help="The token, or '-' to read it from stdin.")
+        parser.add_argument(
+            "--lease",
+            action="store_true",
+            help="The token is a lease (typ aegis-lease+jwt) from POST /licenses/activate: "
+            "checked against the instance's own fingerprint (--db-uuid and --domain, or "
+            "--fingerprint); a revocation list revokes it by its id or its license's.",
+        )
         parser.add_argument("--module", help="The module the instance runs (technical name).")
         parser.add_argument("--odoo-version", help='The Odoo version, e.g. "17.0" or "17.0+e".')
         parser.add_argument("--db-uuid", help="The instance's database.uuid.")
@@ -66,7 +74,13 @@ class Command(BaseCommand):
         if opts["revocation_list"] is not None:
             verifier = self._with_revocation_list(verifier, opts["revocation_list"])
 
-        if usage_asked:
+        if opts["lease"] and usage_asked:
+            result = verifier.verify_lease(
+                token, module_name=opts["module"], odoo_version=opts["odoo_version"], **instance
+            )
+        elif opts["lease"]:
+            result = verifier.verify_lease_token(token)
+        elif usage_asked:
             result = verifier.verify(
                 token, module_name=opts["module"], odoo_version=opts["odoo_version"], **instance
             )
@@ -77,7 +91,8 @@ class Command(BaseCommand):
 
         self._print(result, token, verifier, usage_asked, opts["json"])
         if not result.valid:
-            raise CommandError(f"the license is not valid: {result.code}", returncode=NOT_VALID)
+            what = "lease" if opts["lease"] else "license"
+            raise CommandError(f"the {what} is not valid: {result.code}", returncode=NOT_VALID)
 
     def _read_token(self, value: str, stdin) -> str:
         token = stdin.read().strip() if value == "-" else value.strip()

@@ -11,6 +11,7 @@ import datetime as dt
 
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 
 def instant(value: dt.datetime | None, tz: dt.tzinfo | None = None) -> str | None:
@@ -23,8 +24,28 @@ def instant(value: dt.datetime | None, tz: dt.tzinfo | None = None) -> str | Non
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+class ProhibitSurrogates(ProhibitSurrogateCharactersValidator):
+    """DRF's surrogate check at C speed: a string holds a surrogate code point exactly when
+    UTF-8 cannot encode it. DRF's own check (a Python loop over every character) then says
+    which one. Its loop was most of the cost of reading a validate request, whose token is
+    hundreds of characters (docs/performance.md)."""
+
+    def __call__(self, value):
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError:
+            super().__call__(value)
+
+
 class StrictCharField(serializers.CharField):
     default_error_messages = {"invalid": "Must be a string."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            ProhibitSurrogates() if isinstance(v, ProhibitSurrogateCharactersValidator) else v
+            for v in self.validators
+        ]
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -1,6 +1,6 @@
 """Per-request context (client IP, request id) that services copy into audit rows.
 
-Set by `aegis.middleware.RequestContextMiddleware`; empty for management commands.
+Set by `aegis.core.middleware.RequestContextMiddleware`; empty for management commands.
 A contextvar keeps it correct under threads and async alike.
 """
 

@@ -58,9 +58,9 @@ class StrictFilterBackend(filters.DjangoFilterBackend):
 
     Only the filters the query names are built and applied: django-filter deep-copies
     every declared filter and builds a form class and a form of all of them for each
-    request (about 1 ms of CPU a list page), and a filter that is not named applies
-    nothing. A query naming none skips the filterset. The browsable API's filter form
-    (`to_html`) still shows them all."""
+    request (a noticeable part of a list page's CPU, docs/performance.md), and a filter
+    that is not named applies nothing. A query naming none skips the filterset. The
+    browsable API's filter form (`to_html`) still shows them all."""
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)

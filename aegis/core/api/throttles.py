@@ -5,7 +5,7 @@ add — is limited without extra code. Public views (validate, fingerprint, heal
 authentication classes, so the client IP is the identity and the check runs before any
 database work.
 
-A fixed window counter in Django's default cache (`aegis.api.ratelimit`; `CACHE_URL`: Redis
+A fixed window counter in Django's default cache (`aegis.core.api.ratelimit`; `CACHE_URL`: Redis
 in production, shared by every worker and instance): two O(1) cache operations per request,
 where DRF's sliding-window throttles load and store the whole request history on every call.
 Wrong API keys are limited before this throttle runs, by the authentication class.
@@ -16,10 +16,10 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from aegis.api import ratelimit
-from aegis.api.authentication import APIKeyUser
-from aegis.api.ratelimit import parse_rate
-from aegis.middleware import client_ip
+from aegis.core.api import ratelimit
+from aegis.core.api.authentication import APIKeyUser
+from aegis.core.api.ratelimit import parse_rate
+from aegis.core.middleware import client_ip
 
 __all__ = ["ClientRateThrottle", "parse_rate"]
 

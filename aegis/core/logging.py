@@ -162,11 +162,11 @@ _ACCESS_LOGGER = "gunicorn.access"
 class _Formatter(structlog.stdlib.ProcessorFormatter):
     """structlog's formatter, with the access line (one per request) written directly.
 
-    Through the twelve processors an access line cost 45 µs of CPU in process and, under
-    load, a fifth of a validation's; written here it is the same line — same keys in the
-    same order, same masking, same JSON (tests/ops/test_logging.py compares the two) — for
-    a fraction. Any other record, or an access record with bound context variables, an
-    exception or a stack, takes the processors."""
+    Through the twelve processors an access line cost a noticeable share of a validation's
+    CPU under load; written here it is the same line — same keys in the same order, same
+    masking, same JSON (tests/ops/test_logging.py compares the two) — for a fraction
+    (docs/performance.md). Any other record, or an access record with bound context
+    variables, an exception or a stack, takes the processors."""
 
     def __init__(self, *args, json_lines: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -257,16 +257,14 @@ def _actor(request) -> str:
     user = getattr(request, "user", None)
     if user is None:
         return "public"
-    try:
-        from aegis.api.authentication import actor_of
-    except ImportError:  # the API is not installed: sessions only
-        authenticated = getattr(user, "is_authenticated", False)
-        return f"user:{user.get_username()}" if authenticated else "public"
+    # Imported here: settings import this module, before Django REST framework may load.
+    from aegis.core.api.authentication import actor_of
+
     return actor_of(request)
 
 
 def _on_request_started(sender, request, logger, log_kwargs, **kwargs):
-    from aegis.middleware import client_ip
+    from aegis.core.middleware import client_ip
 
     request._aegis_log_started = time.perf_counter()
     # One request id for logs, audit rows and the X-Request-ID response header: the one

@@ -20,7 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from aegis.exceptions import DomainError
+from aegis.core.exceptions import DomainError
 
 logger = logging.getLogger("aegis.api")
 

@@ -11,7 +11,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from aegis.api.exceptions import (
+from aegis.core.api.exceptions import (
     CACHE_UNAVAILABLE,
     DATABASE_REFUSED,
     DATABASE_UNAVAILABLE,

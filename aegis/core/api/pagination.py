@@ -47,8 +47,9 @@ _estimates: dict[tuple, tuple[float, int]] = {}
 def planner_estimate(queryset) -> int | None:
     """PostgreSQL's estimate of how many rows `queryset` matches (None elsewhere).
 
-    Kept per SQL and parameters for ESTIMATE_TTL_SECONDS: the EXPLAIN cost 0.45 ms of CPU
-    and a round trip per page, compiling its SQL for the key 0.13 ms."""
+    Kept per SQL and parameters for ESTIMATE_TTL_SECONDS: the EXPLAIN costs CPU and a
+    round trip on every page, far more than compiling its SQL for the key
+    (docs/performance.md)."""
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None

@@ -29,10 +29,11 @@ def fast_timestamptz_loader(sender, connection, **kwargs) -> None:
 
     Django registers its own loader for them (`BaseTzLoader`, to put values in the
     connection's time zone); as a Python subclass of psycopg's loader it runs psycopg's
-    pure-Python parser — 6-9 µs a value, 2.7 ms of the 12 ms a page of 50 licenses cost
-    (seven instants a row). When the session's time zone is UTC, as Django sets it for
-    `TIME_ZONE = "UTC"`, the C loader gives the same values with the same `tzinfo`
-    (`datetime.timezone.utc`), so it takes the job back. Any other time zone: unchanged.
+    pure-Python parser, a regular expression per value: a sizeable part of a license
+    page's CPU, with seven instants a row (docs/performance.md). When the session's time
+    zone is UTC, as Django sets it for `TIME_ZONE = "UTC"`, the C loader gives the same
+    values with the same `tzinfo` (`datetime.timezone.utc`), so it takes the job back. Any
+    other time zone: unchanged.
     """
     if connection.vendor != "postgresql" or connection.timezone is not dt.UTC:
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from aegis import context
+from aegis.core import context
 
 # An incoming X-Request-ID is kept only when it is short and plain, so it cannot inject into logs.
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")

@@ -4,15 +4,15 @@ guard.
 
 On Redis a counted event is one round trip: `SET key 0 EX period+1 NX` and `INCR key` sent
 together (a pipeline). Through Django's cache API it was two, `add` then `incr` (itself a
-Lua script sent in full each time): measured, the rate limit took 0.38 ms of CPU per
-validation, more than half of the validation itself. The key cannot expire between the two
+Lua script sent in full each time): measured, the rate limit was then a large share of a
+validation's CPU (docs/performance.md). The key cannot expire between the two
 commands: it names its window and lives one second past the window's end. Other caches
 (local memory in development) use `add` and `incr`.
 
-The validate fast path on the event loop counts the validations waiting together in one
-round trip with an asynchronous client (`hit_many`, the same keys): a synchronous call
-there held the whole worker for each round trip (measured, rate limits on: 2,418 → 3,937
-validations/s on 2 cores, as fast as with them off)."""
+The validate transport on the event loop (licensing/validate_asgi.py) counts the
+validations waiting together in one round trip with an asynchronous client (`hit_many`, the
+same keys): a synchronous call there held the whole worker for each round trip; counted
+together, validations go as fast with rate limits on as with them off (docs/performance.md)."""
 
 from __future__ import annotations
 

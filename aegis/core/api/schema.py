@@ -1,33 +1,17 @@
-"""OpenAPI (drf-spectacular): the security schemes and the documented error responses."""
+"""OpenAPI (drf-spectacular): the staff session's security scheme and the documented error
+responses. The API key's scheme is declared beside its authentication class
+(`aegis.authentication`)."""
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 
-from aegis.api.authentication import HEADER
-from aegis.api.serializers import ErrorSerializer
-
-
-class APIKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "aegis.api.authentication.APIKeyAuthentication"
-    name = "ApiKeyAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": HEADER,
-            "description": (
-                "An API key from `manage.py create_api_key` (shown once). Scopes: `admin` "
-                "(everything), `issuer` (licenses and customers, read and write), `readonly` "
-                "(GET on licenses and customers)."
-            ),
-        }
+from aegis.core.api.serializers import ErrorSerializer
 
 
 class StaffSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "aegis.api.authentication.StaffSessionAuthentication"
+    target_class = "aegis.core.api.authentication.StaffSessionAuthentication"
     name = "StaffSession"
     priority = 1
 

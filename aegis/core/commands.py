@@ -7,7 +7,7 @@ import contextlib
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from aegis.exceptions import DomainError
+from aegis.core.exceptions import DomainError
 
 
 def describe(exc: DomainError) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from aegis.api.authentication import scope_of
-from aegis.models import Scope
+from aegis.core.api.authentication import scope_of
+from aegis.core.api.scopes import Scope
 
 # Each scope can do what the scopes before it can.
 _RANK = {Scope.READONLY: 0, Scope.ISSUER: 1, Scope.ADMIN: 2}

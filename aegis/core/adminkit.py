@@ -24,8 +24,8 @@ from django.db.models import Max, Min, Model, Q, QuerySet
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 
-from aegis import actors
-from aegis.exceptions import DomainError
+from aegis.core import actors
+from aegis.core.exceptions import DomainError
 
 
 def actor_for(request) -> str:
