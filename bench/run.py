@@ -5,6 +5,8 @@ on loopback and prints one table (also written to bench/results/latest.json):
 
 - validate requests/s and p50/p99 at 32 connections, the in-process ceiling measured in the
   same run (PyJWT EdDSA verifications/s on one core × cores) and their ratio;
+- activate: heartbeats of 2,000 activated instances (each activated once during set-up) at
+  32 connections, requests/s, p50/p99 and CPU ms per heartbeat (app / PostgreSQL);
 - issue requests/s; license list and audit-log list p50/p99 on page 1 and at depth, with
   4 clients and, for the main pages, 1 client; stats.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import json
 import os
 import resource
@@ -221,7 +224,7 @@ def main() -> None:
     parser.add_argument("--db", default="aegis_bench")
     parser.add_argument(
         "--only",
-        choices=["validate"],
+        choices=["validate", "activate"],
         default=None,
         help="run only this scenario (quick comparisons); the full table needs every run",
     )
@@ -350,51 +353,10 @@ def main() -> None:
             raise SystemExit(f"server did not start; see {workdir / 'gunicorn.log'}")
 
         results: dict = {"machine": {"cores": os.cpu_count()}}
-        log("measuring the in-process ceiling (PyJWT EdDSA verify, one core)")
-        per_core = ceiling_per_core()
-        results["ceiling_per_core"] = per_core
-        results["ceiling"] = per_core * (os.cpu_count() or 1)
-
-        # Long enough for every worker to meet every token once: the run measures the steady
-        # state (each worker process keeps its own verified-token cache).
-        log("warming up")
-        wrk(
-            f"{base}/api/v1/licenses/validate",
-            "validate.lua",
-            connections=args.connections,
-            seconds=8,
-            env=env,
-        )
-        rss_before = worker_rss_kb(server.pid)
-        # Backends opened during the warm-up (persistent connections) serve the run.
-        pg_pids = postgres_pids(args.db)
-        cpu_before = cpu_split(server.pid, pg_pids)
-        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        log(f"validate: {args.connections} connections, {args.seconds} s")
-        results["validate"] = wrk(
-            f"{base}/api/v1/licenses/validate",
-            "validate.lua",
-            connections=args.connections,
-            seconds=args.seconds,
-            env=env,
-        )
-        results["validate"]["connections"] = args.connections
-        cpu_after = cpu_split(server.pid, pg_pids)
-        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        rss_after = worker_rss_kb(server.pid)
-        results["worker_rss_kb"] = {"before": rss_before, "after": rss_after}
-        # Where the two cores went during the validate run: CPU ms per validation.
-        done = max(results["validate"]["requests"], 1)
-        results["validate_cpu_ms"] = {
-            name: (cpu_after[name] - cpu_before[name]) * 1000 / done for name in cpu_after
-        } | {
-            "wrk": (
-                wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
-            )
-            * 1000
-            / done
-        }
-
+        if args.only in (None, "validate"):
+            run_validate(results, base, env, server.pid, args)
+        if args.only in (None, "activate"):
+            run_activate(results, base, env, server.pid, args, workdir)
         if args.only is None:
             run_other_scenarios(results, base, env, server.pid)
     finally:
@@ -402,7 +364,110 @@ def main() -> None:
         server.wait(timeout=30)
         server_log.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    report(results, started)
+    report(results, started, args.only)
+
+
+def cpu_per_request(before: dict, after: dict, wrk_before, wrk_after, done: int) -> dict:
+    """CPU ms per request: the server, PostgreSQL and wrk itself."""
+    done = max(done, 1)
+    return {name: (after[name] - before[name]) * 1000 / done for name in after} | {
+        "wrk": (wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime)
+        * 1000
+        / done
+    }
+
+
+def run_validate(results: dict, base: str, env: dict, server_pid: int, args) -> None:
+    log("measuring the in-process ceiling (PyJWT EdDSA verify, one core)")
+    per_core = ceiling_per_core()
+    results["ceiling_per_core"] = per_core
+    results["ceiling"] = per_core * (os.cpu_count() or 1)
+
+    # Long enough for every worker to meet every token once: the run measures the steady
+    # state (each worker process keeps its own verified-token cache).
+    log("warming up")
+    url = f"{base}/api/v1/licenses/validate"
+    wrk(url, "validate.lua", connections=args.connections, seconds=8, env=env)
+    rss_before = worker_rss_kb(server_pid)
+    # Backends opened during the warm-up (persistent connections) serve the run.
+    pg_pids = postgres_pids(args.db)
+    cpu_before = cpu_split(server_pid, pg_pids)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log(f"validate: {args.connections} connections, {args.seconds} s")
+    results["validate"] = wrk(
+        url, "validate.lua", connections=args.connections, seconds=args.seconds, env=env
+    )
+    results["validate"]["connections"] = args.connections
+    cpu_after = cpu_split(server_pid, pg_pids)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss_after = worker_rss_kb(server_pid)
+    results["worker_rss_kb"] = {"before": rss_before, "after": rss_after}
+    # Where the two cores went during the validate run: CPU ms per validation.
+    results["validate_cpu_ms"] = cpu_per_request(
+        cpu_before, cpu_after, wrk_before, wrk_after, results["validate"]["requests"]
+    )
+
+
+# The activate scenario: this many instances, one per license, checking in.
+ACTIVATE_INSTANCES = 2000
+
+
+def run_activate(results: dict, base: str, env: dict, server_pid: int, args, workdir) -> None:
+    """Heartbeats: every instance is activated once first (a seat taken, or kept from an
+    earlier run), then wrk sends their check-ins in rotation, as deployed instances do."""
+    lines = [ln.split() for ln in Path(env["BENCH_TOKENS"]).read_text().splitlines() if ln]
+    instances = [
+        (token, module, f"bench-db-{i:05d}", f"erp{i:05d}.bench.example")
+        for i, (token, module) in enumerate(lines[:ACTIVATE_INSTANCES])
+    ]
+    instances_file = workdir / "instances.txt"
+    instances_file.write_text("".join(" ".join(row) + "\n" for row in instances))
+    env["BENCH_INSTANCES"] = str(instances_file)
+    url = f"{base}/api/v1/licenses/activate"
+
+    def activate_once(row) -> str:
+        token, module, db_uuid, domain = row
+        body = {
+            "token": token,
+            "module_name": module,
+            "odoo_version": "17.0",
+            "instance_db_uuid": db_uuid,
+            "instance_domain": domain,
+        }
+        request = urllib.request.Request(
+            url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["code"]
+
+    log(f"activate: set-up, {len(instances):,} instances activated once")
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(activate_once, instances))
+    results["activate_setup"] = {
+        "instances": len(instances),
+        "valid": codes.count("VALID"),
+        "seconds": time.monotonic() - started,
+    }
+    if codes.count("VALID") != len(instances):
+        raise SystemExit(f"activate set-up: not every instance got a seat: {set(codes)}")
+
+    log("activate: warming up")
+    wrk(url, "activate.lua", connections=args.connections, seconds=5, env=env)
+    pg_pids = postgres_pids(args.db)
+    cpu_before = cpu_split(server_pid, pg_pids)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log(f"activate (heartbeats): {args.connections} connections, {args.seconds} s")
+    run = wrk(url, "activate.lua", connections=args.connections, seconds=args.seconds, env=env)
+    run["connections"] = args.connections
+    results["activate"] = run
+    results["activate_cpu_ms"] = cpu_per_request(
+        cpu_before,
+        cpu_split(server_pid, pg_pids),
+        wrk_before,
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+        run["requests"],
+    )
 
 
 # Read scenarios also measured with a single client: every license list and the audit log.
@@ -471,17 +536,19 @@ def measured_read(url: str, connections: int, env: dict, server_pid: int) -> dic
     return run
 
 
-def report(results: dict, started: float) -> None:
-    v = results["validate"]
-    results["ratio_validate_to_ceiling"] = v["rps"] / results["ceiling"]
+def report(results: dict, started: float, only: str | None = None) -> None:
+    v = results.get("validate")
+    if v is not None:
+        results["ratio_validate_to_ceiling"] = v["rps"] / results["ceiling"]
     results["elapsed_s"] = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    # A run of the activate scenario alone leaves the last full run's figures in place.
+    saved = RESULTS / (f"latest-{only}.json" if only not in (None, "validate") else "latest.json")
+    saved.write_text(json.dumps(results, indent=2))
 
-    cpu = results["validate_cpu_ms"]
-    rss = results["worker_rss_kb"]
     runs = [
-        v,
+        *([v] if v is not None else []),
+        *([results["activate"]] if "activate" in results else []),
         *([results["issue"]] if "issue" in results else []),
         *results.get("reads", {}).values(),
     ]
@@ -490,15 +557,28 @@ def report(results: dict, started: float) -> None:
     print(f"AEGIS benchmark — {os.cpu_count()} cores, gunicorn + PostgreSQL, wrk on loopback")
     print(f"{'figure':<42}{'value':>14}")
     print("-" * 56)
-    print(f"{'validate / ceiling':<42}{results['ratio_validate_to_ceiling']:>14.2f}")
-    label = f"validate req/s ({v['connections']} conn)"
-    print(f"{label:<42}{v['rps']:>14,.0f}")
-    print(f"{'validate p50 / p99 ms':<42}{v['p50_ms']:>7.1f} /{v['p99_ms']:>5.1f}")
-    print(f"{'ceiling: EdDSA verify/s × cores':<42}{results['ceiling']:>14,.0f}")
-    print(
-        f"{'validate CPU ms: app / pg / wrk':<42}"
-        f"{cpu['server']:>5.2f} /{cpu['postgres']:>4.2f} /{cpu['wrk']:>4.2f}"
-    )
+    if v is not None:
+        cpu = results["validate_cpu_ms"]
+        print(f"{'validate / ceiling':<42}{results['ratio_validate_to_ceiling']:>14.2f}")
+        label = f"validate req/s ({v['connections']} conn)"
+        print(f"{label:<42}{v['rps']:>14,.0f}")
+        print(f"{'validate p50 / p99 ms':<42}{v['p50_ms']:>7.1f} /{v['p99_ms']:>5.1f}")
+        print(f"{'ceiling: EdDSA verify/s × cores':<42}{results['ceiling']:>14,.0f}")
+        print(
+            f"{'validate CPU ms: app / pg / wrk':<42}"
+            f"{cpu['server']:>5.2f} /{cpu['postgres']:>4.2f} /{cpu['wrk']:>4.2f}"
+        )
+    if "activate" in results:
+        a, cpu = results["activate"], results["activate_cpu_ms"]
+        label = f"activate (heartbeat) req/s ({a['connections']} conn)"
+        print(f"{label:<42}{a['rps']:>14,.0f}")
+        print(f"{'activate p50 / p99 ms':<42}{a['p50_ms']:>7.1f} /{a['p99_ms']:>5.1f}")
+        # PostgreSQL's share reads n/a when a backend it counted ended during the run.
+        pg = f"{cpu['postgres']:>4.2f}" if cpu["postgres"] >= 0 else " n/a"
+        print(
+            f"{'activate CPU ms: app / pg / wrk':<42}"
+            f"{cpu['server']:>5.2f} /{pg} /{cpu['wrk']:>4.2f}"
+        )
     if "issue" in results:
         print(f"{'issue req/s (8 conn)':<42}{results['issue']['rps']:>14,.0f}")
     if results.get("reads"):
@@ -513,12 +593,14 @@ def report(results: dict, started: float) -> None:
     if "rollup_cron_s" in results:
         print(f"{'rollup cron run before stats s':<42}{results['rollup_cron_s']:>14.1f}")
     print(f"{'errors and non-2xx (all runs)':<42}{errors:>14}")
-    print(
-        f"{'worker RSS before → after (MB)':<42}"
-        f"{sum(rss['before']) / 1024:>6.0f} → {sum(rss['after']) / 1024:.0f}"
-    )
+    if "worker_rss_kb" in results:
+        rss = results["worker_rss_kb"]
+        print(
+            f"{'worker RSS before → after (MB)':<42}"
+            f"{sum(rss['before']) / 1024:>6.0f} → {sum(rss['after']) / 1024:.0f}"
+        )
     print(f"{'elapsed s':<42}{results['elapsed_s']:>14.0f}")
-    print(f"results: {RESULTS / 'latest.json'}")
+    print(f"results: {saved}")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,11 @@ class Database:
 
                 params = self.wrapper.get_connection_params()
                 params.pop("cursor_factory", None)  # Django's synchronous cursor class
+                # These connections run the validation statement alone, whose one plan
+                # (primary-key lookups of the batch's ids) is right for every batch: a
+                # generic plan, not PostgreSQL re-planning it per batch (docs/performance.md).
+                options = f"{params.get('options', '')} -c plan_cache_mode=force_generic_plan"
+                params["options"] = options.strip()
                 pool = AsyncConnectionPool(
                     kwargs={**params, "autocommit": True},
                     check=closed_by_peer,
