@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from aegis.core import context
-from aegis.core.db import prepared_cursor
+from aegis.core.db import cast_type, prepared_cursor
 from audit import chain
 from audit.models import AuditLog
 
@@ -106,11 +105,6 @@ def _given_columns() -> list[models.Field]:
     return [AuditLog._meta.get_field(name) for name in UNCHAINED_COLUMNS if name != "license_id"]
 
 
-# No length in an array cast: a cast to varchar(n) would cut a longer value silently, where
-# the INSERT refuses it.
-_LENGTH = re.compile(r"\(\d+\)")
-
-
 @functools.cache
 def _validations_sql(alias: str, decision: Decision) -> str:
     """PostgreSQL: the rows arrive as one array per column (`unnest`), any number in one
@@ -119,13 +113,11 @@ def _validations_sql(alias: str, decision: Decision) -> str:
     connection = connections[alias]
     quote = connection.ops.quote_name
     given = _given_columns()
-    types = [c.db_type(connection) for c in given] + [
-        f.db_type(connection) for _, f in decision.inputs
-    ]
+    types = [cast_type(c, connection) for c in [*given, *(f for _, f in decision.inputs)]]
     names = ", ".join([c.column for c in given] + [name for name, _ in decision.inputs])
     postgresql = connection.vendor == "postgresql"
     if postgresql:
-        arrays = ", ".join(f"%s::{_LENGTH.sub('', t)}[]" for t in types)
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
         source = f"SELECT * FROM unnest({arrays}) WITH ORDINALITY"
         data = "jsonb_set(event_data, '{code}', to_jsonb(code))"
     else:

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, router
 
-from aegis.core.db import prepared_cursor
+from aegis.core.db import cast_type, prepared_cursor
 from audit.services import Decision
 from customers.models import Customer
 from licensing.models import Activation, Environment, License, LicenseStatus
@@ -169,10 +168,6 @@ def decision(alias: str, action: str = VALIDATE) -> Decision:
     )
 
 
-# No length in a cast: a cast to varchar(n) would cut a longer value silently.
-_LENGTH = re.compile(r"\(\d+\)")
-
-
 @functools.cache
 def _decide_sql(alias: str, action: str) -> str:
     connection = connections[alias]
@@ -180,7 +175,7 @@ def _decide_sql(alias: str, action: str) -> str:
     names = ", ".join(name for name, _ in rule.inputs)
     if connection.vendor == "postgresql":
         values = ", ".join(
-            f"CAST(%s AS {_LENGTH.sub('', field.db_type(connection))})" for _, field in rule.inputs
+            f"CAST(%s AS {cast_type(field, connection)})" for _, field in rule.inputs
         )
     else:  # SQLite: a CAST to "datetime" would turn a timestamp into a number
         values = ", ".join(["%s"] * len(rule.inputs))

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
 from django.db import connections
 from django.db.backends.utils import CursorWrapper
+
+_LENGTH = re.compile(r"\(\d+\)")
+
+
+def cast_type(field, connection) -> str:
+    """The database type of a model field for a cast of a bound value, without a length: a
+    cast to varchar(n) would cut a longer value silently, where the INSERT refuses it."""
+    return _LENGTH.sub("", field.db_type(connection))
 
 
 def prepared_cursor(alias: str) -> CursorWrapper:
